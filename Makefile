@@ -1,0 +1,59 @@
+# wharf — see README.md. `make run` serves on the embedded default;
+# `make test` installs what the tests need (Debian, as root) and runs them all.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/wharf
+DATA_DIR ?= ./data
+FUZZTIME ?= 8s
+export GOFLAGS := -buildvcs=false
+
+# Fuzz targets as package:Target, run briefly by `make test`, longer by `make fuzz`.
+FUZZ_TARGETS := ./oci:FuzzParseDigest ./oci:FuzzValidateName ./oci:FuzzParseRange \
+                ./oci:FuzzParseContentRange ./oci:FuzzParseManifest ./registry:FuzzParseRoute
+
+.PHONY: all build run test unit e2e deps lint fuzz fuzz-short bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wharf
+
+## run: build and serve on the embedded default (:5000, data in ./data)
+run: build
+	./$(BIN) serve --data-dir $(DATA_DIR)
+
+## test: install test dependencies, lint, unit + race tests, real-client e2e tests, short fuzzing
+test: deps lint
+	WHARF_E2E_REQUIRE=1 $(GO) test -race -count=1 -timeout 25m ./...
+	$(MAKE) fuzz-short
+
+deps:
+	bash scripts/test-deps.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -short -count=1 ./...
+
+e2e:
+	WHARF_E2E_REQUIRE=1 $(GO) test -count=1 -v ./e2e/...
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=2m
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./registry/
+
+clean:
+	rm -rf bin

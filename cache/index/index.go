@@ -1,0 +1,468 @@
+// Package index is wharf's metadata in Badger: blob records and their
+// per-repository links, manifests, tags, referrers and upload sessions.
+// Blob bytes live in package storage; this index says what is visible where.
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/wharf-registry/wharf/oci"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("index: not found")
+
+// Key prefixes. A repository name never contains NUL, so NUL separates
+// the parts of composite keys and keeps prefix scans exact.
+const (
+	pBlob     = "b/" // b/<digest>                      → BlobRecord
+	pLink     = "l/" // l/<repo>\0<digest>              → "" (blob visible in repo)
+	pLinkRev  = "L/" // L/<digest>\0<repo>              → ""
+	pManifest = "m/" // m/<repo>\0<digest>              → ManifestRecord
+	pTag      = "t/" // t/<repo>\0<tag>                 → digest
+	pReferrer = "r/" // r/<repo>\0<subject>\0<digest>   → oci.Descriptor
+	pUpload   = "u/" // u/<id>                          → UploadRecord
+)
+
+// BlobRecord describes a stored blob.
+type BlobRecord struct {
+	Digest     oci.Digest `json:"digest"`
+	Size       int64      `json:"size"`
+	MediaType  string     `json:"mediaType,omitempty"`
+	Created    time.Time  `json:"created"`
+	LastAccess time.Time  `json:"lastAccess"`
+	// Origin is the namespace kind that brought the blob: "hosted" or a
+	// proxy's name.
+	Origin string `json:"origin,omitempty"`
+}
+
+// ManifestRecord describes a manifest stored in a repository. The bytes
+// are a blob in storage, under the same digest.
+type ManifestRecord struct {
+	Digest       oci.Digest        `json:"digest"`
+	MediaType    string            `json:"mediaType"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Subject      *oci.Digest       `json:"subject,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Created      time.Time         `json:"created"`
+}
+
+// UploadRecord is an upload session that survives a restart.
+type UploadRecord struct {
+	ID      string    `json:"id"`
+	Repo    string    `json:"repo"`
+	Started time.Time `json:"started"`
+}
+
+// Options tune Badger for a small resident footprint.
+type Options struct {
+	Logger *slog.Logger
+	// InMemory is for tests.
+	InMemory bool
+}
+
+// Index is the Badger-backed metadata store.
+type Index struct {
+	db  *badger.DB
+	log *slog.Logger
+}
+
+// Open opens (or creates) the index in dir.
+func Open(dir string, o Options) (*Index, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		WithInMemory(o.InMemory).
+		// Metadata is small: keep memory flat rather than fast at scale.
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8).
+		WithSyncWrites(true).
+		WithDetectConflicts(true)
+	if o.InMemory {
+		opts.Dir, opts.ValueDir = "", ""
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening index in %s: %w", dir, err)
+	}
+	return &Index{db: db, log: log}, nil
+}
+
+// Close flushes and closes the index.
+func (x *Index) Close() error { return x.db.Close() }
+
+// RunGC reclaims value-log space; call it periodically.
+func (x *Index) RunGC() {
+	for x.db.RunValueLogGC(0.5) == nil {
+	}
+}
+
+// Update runs fn in a read-write transaction, retrying on conflicts with
+// concurrent transactions (parallel pushes of the same tag, say).
+func (x *Index) Update(ctx context.Context, fn func(*Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		err := x.db.Update(func(t *badger.Txn) error { return fn(&Txn{t}) })
+		if !errors.Is(err, badger.ErrConflict) || attempt >= 50 {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+}
+
+// View runs fn in a read-only transaction.
+func (x *Index) View(fn func(*Txn) error) error {
+	return x.db.View(func(t *badger.Txn) error { return fn(&Txn{t}) })
+}
+
+// Txn wraps a Badger transaction with wharf's typed accessors.
+type Txn struct{ t *badger.Txn }
+
+func (tx *Txn) getJSON(key string, v any) error {
+	it, err := tx.t.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func (tx *Txn) setJSON(key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.t.Set([]byte(key), b)
+}
+
+func (tx *Txn) exists(key string) (bool, error) {
+	_, err := tx.t.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (tx *Txn) del(key string) error { return tx.t.Delete([]byte(key)) }
+
+// scan calls fn for each key with prefix, starting after `after` (a full
+// key) when non-empty, keys only unless values is set.
+func (tx *Txn) scan(prefix, after string, values bool, fn func(key string, val []byte) (bool, error)) error {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = values
+	o.Prefix = []byte(prefix)
+	it := tx.t.NewIterator(o)
+	defer it.Close()
+	start := prefix
+	if after > prefix {
+		start = after
+	}
+	for it.Seek([]byte(start)); it.ValidForPrefix([]byte(prefix)); it.Next() {
+		item := it.Item()
+		k := string(item.Key())
+		if after != "" && k <= after {
+			continue
+		}
+		var v []byte
+		if values {
+			var err error
+			if v, err = item.ValueCopy(nil); err != nil {
+				return err
+			}
+		}
+		cont, err := fn(k, v)
+		if err != nil || !cont {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- blobs ---
+
+// Blob returns a blob record.
+func (tx *Txn) Blob(d oci.Digest) (BlobRecord, error) {
+	var r BlobRecord
+	err := tx.getJSON(pBlob+string(d), &r)
+	return r, err
+}
+
+// PutBlob writes a blob record.
+func (tx *Txn) PutBlob(r BlobRecord) error { return tx.setJSON(pBlob+string(r.Digest), r) }
+
+// DeleteBlob removes a blob record and all its links.
+func (tx *Txn) DeleteBlob(d oci.Digest) error {
+	var repos []string
+	err := tx.scan(pLinkRev+string(d)+"\x00", "", false, func(k string, _ []byte) (bool, error) {
+		repos = append(repos, k[len(pLinkRev)+len(d)+1:])
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range repos {
+		if err := tx.UnlinkBlob(r, d); err != nil {
+			return err
+		}
+	}
+	return tx.del(pBlob + string(d))
+}
+
+// LinkBlob makes d visible in repo.
+func (tx *Txn) LinkBlob(repo string, d oci.Digest) error {
+	if err := tx.t.Set([]byte(pLink+repo+"\x00"+string(d)), nil); err != nil {
+		return err
+	}
+	return tx.t.Set([]byte(pLinkRev+string(d)+"\x00"+repo), nil)
+}
+
+// UnlinkBlob hides d in repo.
+func (tx *Txn) UnlinkBlob(repo string, d oci.Digest) error {
+	if err := tx.del(pLink + repo + "\x00" + string(d)); err != nil {
+		return err
+	}
+	return tx.del(pLinkRev + string(d) + "\x00" + repo)
+}
+
+// BlobLinked reports whether d is visible in repo.
+func (tx *Txn) BlobLinked(repo string, d oci.Digest) (bool, error) {
+	return tx.exists(pLink + repo + "\x00" + string(d))
+}
+
+// BlobRepos lists the repositories d is linked in.
+func (tx *Txn) BlobRepos(d oci.Digest) ([]string, error) {
+	var repos []string
+	err := tx.scan(pLinkRev+string(d)+"\x00", "", false, func(k string, _ []byte) (bool, error) {
+		repos = append(repos, k[len(pLinkRev)+len(d)+1:])
+		return true, nil
+	})
+	return repos, err
+}
+
+// EachBlob visits every blob record.
+func (tx *Txn) EachBlob(fn func(BlobRecord) error) error {
+	return tx.scan(pBlob, "", true, func(_ string, v []byte) (bool, error) {
+		var r BlobRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return true, nil // a damaged record is skipped; reconcile rewrites it
+		}
+		return true, fn(r)
+	})
+}
+
+// --- manifests and tags ---
+
+// Manifest returns repo's manifest record for d.
+func (tx *Txn) Manifest(repo string, d oci.Digest) (ManifestRecord, error) {
+	var r ManifestRecord
+	err := tx.getJSON(pManifest+repo+"\x00"+string(d), &r)
+	return r, err
+}
+
+// PutManifest records a manifest in repo.
+func (tx *Txn) PutManifest(repo string, r ManifestRecord) error {
+	return tx.setJSON(pManifest+repo+"\x00"+string(r.Digest), r)
+}
+
+// DeleteManifest removes a manifest from repo, with its tags and its
+// referrer entry.
+func (tx *Txn) DeleteManifest(repo string, d oci.Digest) error {
+	r, err := tx.Manifest(repo, d)
+	if err != nil {
+		return err
+	}
+	tags, err := tx.TagsFor(repo, d)
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if err := tx.del(pTag + repo + "\x00" + t); err != nil {
+			return err
+		}
+	}
+	if r.Subject != nil {
+		if err := tx.del(pReferrer + repo + "\x00" + string(*r.Subject) + "\x00" + string(d)); err != nil {
+			return err
+		}
+	}
+	return tx.del(pManifest + repo + "\x00" + string(d))
+}
+
+// EachManifest visits repo's manifests ("" for every repository).
+func (tx *Txn) EachManifest(repo string, fn func(repo string, r ManifestRecord) error) error {
+	prefix := pManifest
+	if repo != "" {
+		prefix += repo + "\x00"
+	}
+	return tx.scan(prefix, "", true, func(k string, v []byte) (bool, error) {
+		rp, _, _ := strings.Cut(k[len(pManifest):], "\x00")
+		var r ManifestRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return true, nil
+		}
+		return true, fn(rp, r)
+	})
+}
+
+// Tag resolves repo:tag.
+func (tx *Txn) Tag(repo, tag string) (oci.Digest, error) {
+	it, err := tx.t.Get([]byte(pTag + repo + "\x00" + tag))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	v, err := it.ValueCopy(nil)
+	return oci.Digest(v), err
+}
+
+// SetTag points repo:tag at d.
+func (tx *Txn) SetTag(repo, tag string, d oci.Digest) error {
+	return tx.t.Set([]byte(pTag+repo+"\x00"+tag), []byte(d))
+}
+
+// DeleteTag removes repo:tag.
+func (tx *Txn) DeleteTag(repo, tag string) error { return tx.del(pTag + repo + "\x00" + tag) }
+
+// Tags lists up to n tags of repo in lexical order after `last` (n < 0: all).
+func (tx *Txn) Tags(repo string, n int, last string) ([]string, error) {
+	prefix := pTag + repo + "\x00"
+	after := ""
+	if last != "" {
+		after = prefix + last
+	}
+	var out []string
+	err := tx.scan(prefix, after, false, func(k string, _ []byte) (bool, error) {
+		if n >= 0 && len(out) >= n {
+			return false, nil
+		}
+		out = append(out, k[len(prefix):])
+		return true, nil
+	})
+	return out, err
+}
+
+// TagsFor lists the tags of repo pointing at d.
+func (tx *Txn) TagsFor(repo string, d oci.Digest) ([]string, error) {
+	prefix := pTag + repo + "\x00"
+	var out []string
+	err := tx.scan(prefix, "", true, func(k string, v []byte) (bool, error) {
+		if oci.Digest(v) == d {
+			out = append(out, k[len(prefix):])
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// Repositories lists up to n repositories that hold at least one
+// manifest, in lexical order after last.
+func (tx *Txn) Repositories(n int, last string) ([]string, error) {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = []byte(pManifest)
+	it := tx.t.NewIterator(o)
+	defer it.Close()
+	seek := pManifest
+	if last != "" {
+		seek = pManifest + last + "\x01" // skip every key of `last`
+	}
+	var out []string
+	for it.Seek([]byte(seek)); it.ValidForPrefix([]byte(pManifest)); {
+		if n >= 0 && len(out) >= n {
+			break
+		}
+		k := string(it.Item().Key())
+		repo, _, _ := strings.Cut(k[len(pManifest):], "\x00")
+		out = append(out, repo)
+		it.Seek([]byte(pManifest + repo + "\x01"))
+	}
+	return out, nil
+}
+
+// --- referrers ---
+
+// AddReferrer records that desc (a manifest in repo) refers to subject.
+func (tx *Txn) AddReferrer(repo string, subject oci.Digest, desc oci.Descriptor) error {
+	return tx.setJSON(pReferrer+repo+"\x00"+string(subject)+"\x00"+string(desc.Digest), desc)
+}
+
+// Referrers lists the manifests in repo that refer to subject.
+func (tx *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, error) {
+	var out []oci.Descriptor
+	err := tx.scan(pReferrer+repo+"\x00"+string(subject)+"\x00", "", true, func(_ string, v []byte) (bool, error) {
+		var d oci.Descriptor
+		if err := json.Unmarshal(v, &d); err == nil {
+			out = append(out, d)
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// --- uploads ---
+
+// PutUpload records an upload session.
+func (tx *Txn) PutUpload(r UploadRecord) error { return tx.setJSON(pUpload+r.ID, r) }
+
+// Upload returns an upload session.
+func (tx *Txn) Upload(id string) (UploadRecord, error) {
+	var r UploadRecord
+	err := tx.getJSON(pUpload+id, &r)
+	return r, err
+}
+
+// DeleteUpload forgets an upload session.
+func (tx *Txn) DeleteUpload(id string) error { return tx.del(pUpload + id) }
+
+// EachUpload visits every upload session.
+func (tx *Txn) EachUpload(fn func(UploadRecord) error) error {
+	return tx.scan(pUpload, "", true, func(_ string, v []byte) (bool, error) {
+		var r UploadRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return true, nil
+		}
+		return true, fn(r)
+	})
+}
+
+// badgerLogger sends Badger's chatter to slog: its info lines are debug
+// for a wharf user; warnings and errors stay visible.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("index: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("index: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("index: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug("index: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}

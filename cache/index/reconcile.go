@@ -1,0 +1,185 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/storage"
+)
+
+// ReconcileReport says what reconciliation changed.
+type ReconcileReport struct {
+	TempFilesRemoved  int
+	RecordsDropped    int // blob records whose file is gone
+	ManifestsDropped  int // manifests whose bytes are gone
+	FilesIndexed      int // files the index had lost, recorded again
+	BlobsOnDisk       int
+	BytesOnDisk       int64
+	UnrecognizedFiles []string
+}
+
+// Reconcile makes the index agree with the files, at start, before
+// serving: temp files of interrupted writes are removed, records of blobs
+// whose file vanished are dropped (with their manifests and links, so no
+// manifest is served whose bytes are gone), and verified files the index
+// lost are recorded again (unlinked: a client pushing them again links them).
+func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport, error) {
+	var rep ReconcileReport
+	n, err := s.CleanTemp()
+	if err != nil {
+		return rep, err
+	}
+	rep.TempFilesRemoved = n
+	onDisk := map[oci.Digest]int64{}
+	err = s.Walk(func(d oci.Digest, size int64) error {
+		onDisk[d] = size
+		rep.BlobsOnDisk++
+		rep.BytesOnDisk += size
+		return ctx.Err()
+	}, func(p string) { rep.UnrecognizedFiles = append(rep.UnrecognizedFiles, p) })
+	if err != nil {
+		return rep, fmt.Errorf("walking blobs: %w", err)
+	}
+	var missing []oci.Digest
+	known := map[oci.Digest]bool{}
+	err = x.View(func(tx *Txn) error {
+		return tx.EachBlob(func(r BlobRecord) error {
+			known[r.Digest] = true
+			if _, ok := onDisk[r.Digest]; !ok {
+				missing = append(missing, r.Digest)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return rep, err
+	}
+	type repoManifest struct {
+		repo string
+		d    oci.Digest
+	}
+	var lostManifests []repoManifest
+	err = x.View(func(tx *Txn) error {
+		return tx.EachManifest("", func(repo string, r ManifestRecord) error {
+			if _, ok := onDisk[r.Digest]; !ok {
+				lostManifests = append(lostManifests, repoManifest{repo, r.Digest})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return rep, err
+	}
+	for _, m := range lostManifests {
+		if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteManifest(m.repo, m.d) }); err != nil && !errors.Is(err, ErrNotFound) {
+			return rep, err
+		}
+		rep.ManifestsDropped++
+	}
+	for _, d := range missing {
+		if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteBlob(d) }); err != nil {
+			return rep, err
+		}
+		rep.RecordsDropped++
+	}
+	now := time.Now()
+	for d, size := range onDisk {
+		if known[d] {
+			continue
+		}
+		err := x.Update(ctx, func(tx *Txn) error {
+			return tx.PutBlob(BlobRecord{Digest: d, Size: size, Created: now, LastAccess: now, Origin: "recovered"})
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.FilesIndexed++
+	}
+	return rep, nil
+}
+
+// FsckProblem is one inconsistency found by Fsck.
+type FsckProblem struct {
+	Digest oci.Digest
+	Path   string
+	What   string
+}
+
+// FsckReport summarizes a check.
+type FsckReport struct {
+	Checked  int
+	Bytes    int64
+	Problems []FsckProblem
+	Repaired int
+}
+
+// Fsck re-hashes every blob file and compares it with its name and its
+// index record. With repair, corrupt files are moved to quarantine/ and
+// their records dropped (Reconcile then cleans the manifests using them).
+// progress, when set, is called after each blob with bytes checked so far.
+func Fsck(ctx context.Context, x *Index, s *storage.Store, repair bool, progress func(done, total int64)) (FsckReport, error) {
+	var rep FsckReport
+	type blob struct {
+		d    oci.Digest
+		size int64
+	}
+	var blobs []blob
+	var total int64
+	err := s.Walk(func(d oci.Digest, size int64) error {
+		blobs = append(blobs, blob{d, size})
+		total += size
+		return nil
+	}, func(p string) {
+		rep.Problems = append(rep.Problems, FsckProblem{Path: p, What: "file name is not a digest"})
+	})
+	if err != nil {
+		return rep, err
+	}
+	for _, b := range blobs {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		ok, err := s.Verify(b.d)
+		if err != nil {
+			return rep, err
+		}
+		rep.Checked++
+		rep.Bytes += b.size
+		if progress != nil {
+			progress(rep.Bytes, total)
+		}
+		var rec BlobRecord
+		recErr := x.View(func(tx *Txn) error { var e error; rec, e = tx.Blob(b.d); return e })
+		switch {
+		case !ok:
+			rep.Problems = append(rep.Problems, FsckProblem{Digest: b.d, Path: s.BlobPath(b.d), What: "content does not match its digest"})
+			if repair {
+				if err := s.Quarantine(s.BlobPath(b.d)); err != nil {
+					return rep, err
+				}
+				if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteBlob(b.d) }); err != nil {
+					return rep, err
+				}
+				rep.Repaired++
+			}
+		case recErr == nil && rec.Size != b.size:
+			rep.Problems = append(rep.Problems, FsckProblem{Digest: b.d, Path: s.BlobPath(b.d), What: fmt.Sprintf("index says %d bytes, file has %d", rec.Size, b.size)})
+			if repair {
+				rec.Size = b.size
+				if err := x.Update(ctx, func(tx *Txn) error { return tx.PutBlob(rec) }); err != nil {
+					return rep, err
+				}
+				rep.Repaired++
+			}
+		}
+	}
+	if repair {
+		if _, err := Reconcile(ctx, x, s); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}

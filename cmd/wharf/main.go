@@ -1,0 +1,297 @@
+// Command wharf is a container registry and pull-through cache in one
+// binary. This file only parses flags, loads config and handles signals;
+// everything else lives in package server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `wharf — a private container registry and Docker Hub cache in one binary.
+
+Usage:
+  wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]   run the registry
+  wharf config check FILE                                          validate a config and print it (secrets masked)
+  wharf fsck [--data-dir DIR] [--repair]                           verify every stored blob against its digest
+  wharf version                                                    print the version
+
+Run 'wharf COMMAND --help' for the flags of a command.
+
+With no config file, 'wharf serve' listens on :5000, keeps its data in
+$WHARF_DATA_DIR (or ./data) and accepts pushes to any repository:
+  docker tag alpine localhost:5000/team/alpine && docker push localhost:5000/team/alpine
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
+	case "fsck":
+		err = cmdFsck(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "wharf %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "wharf: %v\n", err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wharf: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("WHARF_DATA_DIR"); d != "" {
+		return d
+	}
+	return ""
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.", stderr)
+	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "YAML config `file` (env WHARF_CONFIG); none: the embedded default (listen :5000, every repository hosted)")
+	listen := fs.String("listen", "", "listen `address`, overriding the config (e.g. :5000, 127.0.0.1:5000)")
+	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` for blobs and the index, overriding the config (env WHARF_DATA_DIR; default ./data)")
+	logFormat := fs.String("log-format", "", "log format: text or json, overriding the config")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error, overriding the config")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("serve takes no arguments (got %q); did you mean --config %s?", fs.Arg(0), fs.Arg(0))}
+	}
+	cfg := config.Embedded()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	cfg, err := cfg.WithOverrides(*listen, *dataDir)
+	if err != nil {
+		return err
+	}
+	if *logFormat != "" {
+		cfg.Log.Format = *logFormat
+	}
+	if *logLevel != "" {
+		cfg.Log.Level = *logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if *cfgPath == "" {
+		log.Info("no config file given; using the embedded default", "listen", cfg.Listen, "data_dir", cfg.DataDir)
+	}
+	srv, err := server.New(cfg, server.WithLogger(log), server.WithVersion(version))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down; waiting up to 30s for in-flight requests (signal again to force)")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprint(stderr, "Usage: wharf config check FILE\n\nValidates FILE and prints the effective config (defaults filled in, secrets masked).\n")
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			return nil
+		}
+		return usageError{errors.New("config needs a subcommand: check")}
+	}
+	fs := newFlags("config check", "wharf config check FILE\n\nValidates FILE and prints the effective config (defaults filled in, secrets masked).", stderr)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{errors.New("config check needs exactly one FILE")}
+	}
+	cfg, err := config.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# %s is valid; effective configuration:\n", fs.Arg(0))
+	fmt.Fprint(stdout, cfg.Sanitize().YAML())
+	return nil
+}
+
+func cmdFsck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fsck", "wharf fsck [--data-dir DIR | --config FILE] [--repair]\n\nRe-hashes every stored blob and compares it with its digest and the index.\nThe server must be stopped. Exit status 1 when problems remain.", stderr)
+	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "config `file` whose data_dir to check")
+	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` to check (default ./data)")
+	repair := fs.Bool("repair", false, "quarantine corrupt blobs and drop index records without files")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dir := *dataDir
+	if dir == "" {
+		dir = config.DefaultDataDir
+		if *cfgPath != "" {
+			cfg, err := config.Load(*cfgPath)
+			if err != nil {
+				return err
+			}
+			dir = cfg.DataDir
+		}
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	bar := newProgress(stderr, "checking blobs")
+	rep, err := server.Fsck(context.Background(), dir, *repair, nil, bar.update)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checked %d blobs (%s)\n", rep.Checked, humanBytes(rep.Bytes))
+	for _, p := range rep.Problems {
+		name := string(p.Digest)
+		if name == "" {
+			name = p.Path
+		}
+		fmt.Fprintf(stdout, "  PROBLEM %s: %s\n", name, p.What)
+	}
+	if *repair && rep.Repaired > 0 {
+		fmt.Fprintf(stdout, "repaired %d (corrupt files moved to %s/quarantine)\n", rep.Repaired, dir)
+	}
+	if len(rep.Problems) > rep.Repaired {
+		if !*repair {
+			return errors.New("problems found; run 'wharf fsck --repair' with the server stopped")
+		}
+		return errors.New("some problems could not be repaired")
+	}
+	if len(rep.Problems) == 0 {
+		fmt.Fprintln(stdout, "no problems found")
+	}
+	return nil
+}
+
+// progress draws a one-line bar on a terminal, and nothing elsewhere.
+type progress struct {
+	w     io.Writer
+	label string
+	tty   bool
+	last  time.Time
+}
+
+func newProgress(w io.Writer, label string) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progress{w: w, label: label, tty: tty}
+}
+
+func (p *progress) update(done, total int64) {
+	if !p.tty || time.Since(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = time.Now()
+	pct := 100.0
+	if total > 0 {
+		pct = float64(done) * 100 / float64(total)
+	}
+	n := int(pct / 100 * 30)
+	fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %s / %s", p.label, strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct, humanBytes(done), humanBytes(total))
+}
+
+func (p *progress) done() {
+	if p.tty && !p.last.IsZero() {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,134 @@
+package registry
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wharf-registry/wharf/hosted"
+	"github.com/wharf-registry/wharf/metrics"
+	"github.com/wharf-registry/wharf/oci"
+)
+
+// Options configure a Handler.
+type Options struct {
+	Hosted *hosted.Service
+	// HostedNamespaces are path prefixes served by Hosted; HostAll serves
+	// every name there (the embedded default).
+	HostedNamespaces []string
+	HostAll          bool
+
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics
+	AccessLog bool
+	// OnEvent, when set, is told of pushes, pulls, deletes and failures.
+	OnEvent func(Event)
+	// BlobCopy picks how stored blobs are written to clients: "sendfile"
+	// (the kernel copies file to socket) or "buffer" (1 MiB read/write).
+	BlobCopy string
+}
+
+// Handler serves the distribution API.
+type Handler struct {
+	o     Options
+	log   *slog.Logger
+	table map[Kind]map[string]handlerFunc
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route) error
+
+// New builds the handler.
+func New(o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{o: o, log: o.Logger}
+	h.table = map[Kind]map[string]handlerFunc{
+		KindBase:    {"GET": h.base, "HEAD": h.base},
+		KindCatalog: {"GET": h.catalog},
+		KindTags:    {"GET": h.tags},
+		KindManifest: {
+			"GET": h.getManifest, "HEAD": h.getManifest,
+			"PUT": h.putManifest, "DELETE": h.deleteManifest,
+		},
+		KindBlob:        {"GET": h.getBlob, "HEAD": h.getBlob, "DELETE": h.deleteBlob},
+		KindUploadStart: {"POST": h.startUpload},
+		KindUpload: {
+			"GET": h.uploadStatus, "PATCH": h.patchUpload,
+			"PUT": h.putUpload, "DELETE": h.cancelUpload,
+		},
+		KindReferrers: {"GET": h.referrers},
+	}
+	return h
+}
+
+// ServeHTTP parses the route, finds the handler and writes its error.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := newRecorder(w)
+	rw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt, err := ParseRoute(r.URL.EscapedPath())
+	if err == nil {
+		err = h.dispatch(rw, r, rt)
+	}
+	if err != nil {
+		h.writeError(rw, r, err)
+	}
+	h.finish(rw, r, rt, start, err)
+}
+
+func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, rt Route) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("handler panic", "panic", p, "method", r.Method, "path", r.URL.Path)
+			err = oci.Errorf(oci.CodeUnknown, "internal error")
+		}
+	}()
+	methods := h.table[rt.Kind]
+	fn, ok := methods[r.Method]
+	if !ok {
+		allow := make([]string, 0, len(methods))
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return oci.Errorf(oci.CodeUnsupported, "%s is not supported on this endpoint", r.Method)
+	}
+	if rt.Name != "" && !h.isHosted(rt.Name) {
+		return oci.Errorf(oci.CodeNameUnknown, "repository %s is not in any configured namespace (hosted: %s)", rt.Name, h.namespaceList())
+	}
+	return fn(w, r, rt)
+}
+
+func (h *Handler) isHosted(name string) bool {
+	if h.o.HostAll {
+		return true
+	}
+	for _, ns := range h.o.HostedNamespaces {
+		if name == ns || strings.HasPrefix(name, ns+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) namespaceList() string {
+	if len(h.o.HostedNamespaces) == 0 {
+		return "none"
+	}
+	return strings.Join(h.o.HostedNamespaces, ", ")
+}
+
+func (h *Handler) base(w http.ResponseWriter, r *http.Request, _ Route) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write([]byte("{}"))
+	}
+	return nil
+}

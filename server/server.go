@@ -1,0 +1,413 @@
+// Package server is the one place that wires wharf together: storage, the
+// index, hosted repositories and the HTTP API, with an explicit lifecycle
+// (New, Start, Shutdown) and no package-level state, so a desktop app or a
+// test can run several servers in one process.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/hosted"
+	"github.com/wharf-registry/wharf/metrics"
+	"github.com/wharf-registry/wharf/registry"
+	"github.com/wharf-registry/wharf/storage"
+)
+
+// State of a server's lifecycle.
+type State string
+
+// The states a Server moves through.
+const (
+	StateNew      State = "new"
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateStopping State = "stopping"
+	StateStopped  State = "stopped"
+	StateFailed   State = "failed"
+)
+
+// Event is a push, pull, delete or error, as the desktop app shows them.
+type Event = registry.Event
+
+// Status is a snapshot for `wharf status` and the desktop app.
+type Status struct {
+	State   State
+	Addr    string
+	DataDir string
+	Started time.Time
+	Uptime  time.Duration
+	Version string
+	Err     string
+}
+
+// Option configures New.
+type Option func(*Server)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithVersion sets the version reported by metrics and Status.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithBlobCopy picks "sendfile" or "buffer" for serving stored blobs.
+func WithBlobCopy(mode string) Option { return func(s *Server) { s.blobCopy = mode } }
+
+// Server is one wharf instance.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	version  string
+	blobCopy string
+	metrics  *metrics.Metrics
+
+	mu      sync.Mutex
+	state   State
+	started time.Time
+	lastErr error
+	addr    string
+	lock    *os.File
+	idx     *index.Index
+	store   *storage.Store
+	hosted  *hosted.Service
+	http    *http.Server
+	stop    chan struct{}
+	bg      sync.WaitGroup
+	served  chan struct{}
+
+	subMu  sync.Mutex
+	subs   map[int]chan Event
+	nextID int
+}
+
+// New validates cfg and prepares a server; nothing touches the disk or
+// the network until Start.
+func New(cfg *config.Config, opts ...Option) (*Server, error) {
+	if cfg == nil {
+		return nil, errors.New("server: nil config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "buffer", subs: map[int]chan Event{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.metrics = metrics.New(s.version)
+	return s, nil
+}
+
+// Config is the configuration the server runs with.
+func (s *Server) Config() *config.Config { return s.cfg }
+
+// Metrics exposes the server's instruments.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Start opens the data dir (taking its lock), reconciles the index with
+// the files, listens, and serves in the background. Listen and lock errors
+// are returned here, synchronously.
+func (s *Server) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != StateNew && s.state != StateStopped && s.state != StateFailed {
+		return fmt.Errorf("server is %s", s.state)
+	}
+	s.state = StateStarting
+	defer func() {
+		if err != nil {
+			s.state, s.lastErr = StateFailed, err
+			s.closeStores()
+		}
+	}()
+	dir := s.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if s.lock, err = lockDir(dir); err != nil {
+		return err
+	}
+	if s.store, err = storage.Open(dir); err != nil {
+		return err
+	}
+	if s.idx, err = index.Open(filepath.Join(dir, "index"), index.Options{Logger: s.log}); err != nil {
+		return err
+	}
+	rep, err := index.Reconcile(ctx, s.idx, s.store)
+	if err != nil {
+		return fmt.Errorf("reconciling index with %s: %w", dir, err)
+	}
+	s.logReconcile(rep)
+	s.hosted = hosted.New(s.store, s.idx, s.log)
+	if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, true); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("removed abandoned uploads", "count", n)
+	}
+
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.addr = ln.Addr().String()
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.stop = make(chan struct{})
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serving stopped", "err", err)
+			s.mu.Lock()
+			s.lastErr = err
+			s.mu.Unlock()
+		}
+	}()
+	s.bg.Add(1)
+	go s.housekeeping()
+	s.state, s.started, s.lastErr = StateRunning, time.Now(), nil
+	s.log.Info("wharf is serving", "addr", s.addr, "data_dir", dir, "hosted", s.hostedDesc(), "version", s.version)
+	return nil
+}
+
+const uploadMaxAge = 24 * time.Hour
+
+func (s *Server) hostedDesc() string {
+	if s.cfg.HostAll {
+		return "every repository"
+	}
+	out := ""
+	for i, h := range s.cfg.Hosted {
+		if i > 0 {
+			out += ", "
+		}
+		out += h.Name + "/"
+	}
+	if out == "" {
+		return "none"
+	}
+	return out
+}
+
+func (s *Server) logReconcile(r index.ReconcileReport) {
+	s.log.Info("index reconciled with blob files", "blobs", r.BlobsOnDisk, "bytes", r.BytesOnDisk)
+	if r.TempFilesRemoved+r.RecordsDropped+r.ManifestsDropped+r.FilesIndexed > 0 {
+		s.log.Warn("repaired after an unclean stop",
+			"temp_files_removed", r.TempFilesRemoved, "records_without_file", r.RecordsDropped,
+			"manifests_without_bytes", r.ManifestsDropped, "files_reindexed", r.FilesIndexed)
+	}
+	for _, p := range r.UnrecognizedFiles {
+		s.log.Warn("unrecognized file in blob store; left alone", "path", p)
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	api := registry.New(registry.Options{
+		Hosted:           s.hosted,
+		HostedNamespaces: hostedNames(s.cfg),
+		HostAll:          s.cfg.HostAll,
+		Logger:           s.log,
+		Metrics:          s.metrics,
+		AccessLog:        *s.cfg.Log.AccessLog,
+		OnEvent:          s.publish,
+		BlobCopy:         s.blobCopy,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", api)
+	mux.Handle("/v2", api)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
+	})
+	return mux
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	if st != StateRunning {
+		http.Error(w, "not ready: "+string(st), http.StatusServiceUnavailable)
+		return
+	}
+	f, err := os.CreateTemp(filepath.Join(s.cfg.DataDir, "tmp"), "ready-*")
+	if err != nil {
+		http.Error(w, "not ready: data dir not writable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
+	w.Write([]byte("ok\n"))
+}
+
+func hostedNames(c *config.Config) []string {
+	out := make([]string, 0, len(c.Hosted))
+	for _, h := range c.Hosted {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+func (s *Server) housekeeping() {
+	defer s.bg.Done()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, false); err != nil {
+				s.log.Warn("expiring uploads failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("removed abandoned uploads", "count", n)
+			}
+			s.idx.RunGC()
+			cancel()
+		}
+	}
+}
+
+// Addr is the address actually listened on (useful with port 0).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests
+// until ctx ends, then closes the index and releases the data dir.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != StateRunning {
+		st := s.state
+		s.mu.Unlock()
+		if st == StateStopped || st == StateNew {
+			return nil
+		}
+		return fmt.Errorf("server is %s", st)
+	}
+	s.state = StateStopping
+	s.mu.Unlock()
+
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	<-s.served
+	close(s.stop)
+	s.bg.Wait()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cerr := s.closeStores(); err == nil {
+		err = cerr
+	}
+	s.state = StateStopped
+	s.log.Info("wharf stopped")
+	return err
+}
+
+func (s *Server) closeStores() error {
+	var err error
+	if s.idx != nil {
+		err = s.idx.Close()
+		s.idx = nil
+	}
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+	return err
+}
+
+// Status reports the lifecycle state.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{State: s.state, Addr: s.addr, DataDir: s.cfg.DataDir, Started: s.started, Version: s.version}
+	if s.state == StateRunning {
+		st.Uptime = time.Since(s.started)
+	}
+	if s.lastErr != nil {
+		st.Err = s.lastErr.Error()
+	}
+	return st
+}
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription. A subscriber that falls behind misses events rather than
+// slowing the registry.
+func (s *Server) Subscribe(buffer int) (<-chan Event, func()) {
+	if buffer < 1 {
+		buffer = 64
+	}
+	ch := make(chan Event, buffer)
+	s.subMu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.subs[id] = ch
+	s.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.subMu.Lock()
+			delete(s.subs, id)
+			s.subMu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+func (s *Server) publish(e Event) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for _, ch := range s.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// lockDir takes an exclusive lock on DIR/LOCK so two wharf processes never
+// share a data dir.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("opening data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by another wharf process; stop it or use another --data-dir", dir)
+		}
+		return nil, fmt.Errorf("locking data dir: %w", err)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}

@@ -1,0 +1,330 @@
+// Package storage keeps content-addressed blob files on the local
+// filesystem. Content is written to a temporary file while it is hashed,
+// checked against its expected digest and size, fsynced, and only then
+// renamed into place: a file under blobs/ is always complete and verified,
+// whatever moment the process dies at.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/wharf-registry/wharf/oci"
+)
+
+// ErrNoSpace is returned (wrapped) when the disk is full.
+var ErrNoSpace = errors.New("no space left on the data disk")
+
+// Store is a blob store rooted at a directory.
+type Store struct {
+	root    string
+	blobs   string
+	tmp     string
+	uploads string
+}
+
+// Open prepares the directory layout under root.
+func Open(root string) (*Store, error) {
+	s := &Store{
+		root:    root,
+		blobs:   filepath.Join(root, "blobs"),
+		tmp:     filepath.Join(root, "tmp"),
+		uploads: filepath.Join(root, "uploads"),
+	}
+	for _, d := range []string{s.blobs, s.tmp, s.uploads} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	return s, nil
+}
+
+// Root is the directory the store lives in.
+func (s *Store) Root() string { return s.root }
+
+// path is where a committed blob lives. Digests are validated before they
+// reach here, so the hex part never contains a path separator.
+func (s *Store) path(d oci.Digest) string {
+	h := d.Hex()
+	return filepath.Join(s.blobs, d.Algorithm(), h[:2], h)
+}
+
+// Stat returns a committed blob's size.
+func (s *Store) Stat(d oci.Digest) (int64, error) {
+	fi, err := os.Stat(s.path(d))
+	if err != nil {
+		return 0, notFound(d, err)
+	}
+	return fi.Size(), nil
+}
+
+// Open opens a committed blob for reading.
+func (s *Store) Open(d oci.Digest) (*os.File, int64, error) {
+	f, err := os.Open(s.path(d))
+	if err != nil {
+		return nil, 0, notFound(d, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// Delete removes a committed blob; a missing blob is not an error.
+func (s *Store) Delete(d oci.Digest) error {
+	err := os.Remove(s.path(d))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func notFound(d oci.Digest, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", oci.ErrBlobUnknown, d)
+	}
+	return err
+}
+
+// Put streams r into the store as the blob d. size < 0 means unknown. It
+// returns the number of bytes written. Nothing becomes visible unless the
+// bytes hash to d (and, when given, their count is size).
+func (s *Store) Put(ctx context.Context, d oci.Digest, size int64, r io.Reader) (int64, error) {
+	w, err := s.NewWriter(d.Algorithm())
+	if err != nil {
+		return 0, err
+	}
+	defer w.Abort()
+	n, err := copyCtx(ctx, w, r)
+	if err != nil {
+		return n, err
+	}
+	if err := w.Commit(d, size); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// Writer writes one blob: Write, then Commit with the expected digest, or
+// Abort. Abort after Commit is a no-op, so `defer w.Abort()` is safe.
+type Writer struct {
+	s    *Store
+	f    *os.File
+	alg  string
+	h    hash.Hash
+	n    int64
+	done bool
+}
+
+// NewWriter starts a blob in the store's tmp directory, hashing with alg
+// (sha256 or sha512).
+func (s *Store) NewWriter(alg string) (*Writer, error) {
+	f, err := os.CreateTemp(s.tmp, "blob-*")
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &Writer{s: s, f: f, alg: alg, h: oci.NewHash(alg)}, nil
+}
+
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, classify(err)
+}
+
+// Size is the number of bytes written so far.
+func (w *Writer) Size() int64 { return w.n }
+
+// Commit verifies and publishes the blob as d.
+func (w *Writer) Commit(d oci.Digest, size int64) error {
+	if w.done {
+		return errors.New("storage: writer already finished")
+	}
+	if size >= 0 && w.n != size {
+		return oci.Errorf(oci.CodeSizeInvalid, "got %d bytes, expected %d", w.n, size)
+	}
+	if d.Algorithm() != w.alg {
+		return oci.Errorf(oci.CodeDigestInvalid, "content was hashed with %s, cannot check %s", w.alg, d)
+	}
+	if got := oci.FromHash(w.alg, w.h); got != d {
+		return oci.Errorf(oci.CodeDigestInvalid, "content hashes to %s, not %s", got, d)
+	}
+	return w.s.publish(w, d)
+}
+
+// Digest is what the bytes written so far hash to.
+func (w *Writer) Digest() oci.Digest { return oci.FromHash(w.alg, w.h) }
+
+func (s *Store) publish(w *Writer, d oci.Digest) error {
+	w.done = true
+	name := w.f.Name()
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		os.Remove(name)
+		return classify(err)
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(name)
+		return classify(err)
+	}
+	return s.link(name, d)
+}
+
+// link renames a verified temp file into place and makes the rename durable.
+func (s *Store) link(tmpName string, d oci.Digest) error {
+	final := s.path(d)
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		os.Remove(tmpName)
+		return classify(err)
+	}
+	if _, err := os.Stat(final); err == nil {
+		// Same digest, same bytes: keep the one already there.
+		os.Remove(tmpName)
+		return nil
+	}
+	if err := os.Rename(tmpName, final); err != nil {
+		os.Remove(tmpName)
+		return classify(err)
+	}
+	return syncDir(dir)
+}
+
+// Abort discards an unfinished blob.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// classify turns ENOSPC and EDQUOT into ErrNoSpace so the HTTP layer can
+// answer with a clear message rather than a bare 500.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %v", ErrNoSpace, err)
+	}
+	return err
+}
+
+// Walk calls fn for every committed blob. Files whose names are not
+// digests are reported with a nil-size error through fn's bad callback.
+func (s *Store) Walk(fn func(d oci.Digest, size int64) error, bad func(path string)) error {
+	return filepath.WalkDir(s.blobs, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(s.blobs, p)
+		parts := strings.Split(rel, string(filepath.Separator))
+		if len(parts) != 3 {
+			bad(p)
+			return nil
+		}
+		d, perr := oci.ParseDigest(parts[0] + ":" + parts[2])
+		if perr != nil || !strings.HasPrefix(parts[2], parts[1]) {
+			bad(p)
+			return nil
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		return fn(d, fi.Size())
+	})
+}
+
+// Verify re-hashes a committed blob and reports whether it matches its name.
+func (s *Store) Verify(d oci.Digest) (bool, error) {
+	f, _, err := s.Open(d)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := d.NewHash()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, err
+	}
+	return oci.FromHash(d.Algorithm(), h) == d, nil
+}
+
+// Quarantine moves a corrupt blob out of the way (fsck --repair), keeping
+// it for inspection rather than deleting evidence.
+func (s *Store) Quarantine(path string) error {
+	dir := filepath.Join(s.root, "quarantine")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	return os.Rename(path, filepath.Join(dir, filepath.Base(path)))
+}
+
+// BlobPath exposes a blob's file path for fsck messages.
+func (s *Store) BlobPath(d oci.Digest) string { return s.path(d) }
+
+// CleanTemp removes every temp file; called at start, when no writer of
+// this process can exist yet.
+func (s *Store) CleanTemp() (int, error) {
+	ents, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if os.RemoveAll(filepath.Join(s.tmp, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, rerr := r.Read(*buf)
+		if m > 0 {
+			k, werr := w.Write((*buf)[:m])
+			n += int64(k)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
