@@ -76,8 +76,10 @@ type PutResult struct {
 	Subject *oci.Digest
 }
 
-// PutManifest checks and stores a manifest under ref (a tag or its digest).
-func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Reference, contentType string, body []byte) (PutResult, error) {
+// PutManifest checks and stores a manifest under ref (a tag or its
+// digest), also pointing the extra tags (the ?tag= parameters of a push by
+// digest) at it.
+func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Reference, contentType string, body []byte, tags ...string) (PutResult, error) {
 	m, err := oci.ParseManifest(contentType, body)
 	if err != nil {
 		return PutResult{}, err
@@ -148,7 +150,10 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 			return err
 		}
 		if ref.Tag != "" {
-			if err := tx.SetTag(repo, ref.Tag, d); err != nil {
+			tags = append(tags, ref.Tag)
+		}
+		for _, t := range tags {
+			if err := tx.SetTag(repo, t, d); err != nil {
 				return err
 			}
 		}

@@ -62,11 +62,20 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt Route) 
 		}
 		return err
 	}
-	res, err := h.o.Hosted.PutManifest(r.Context(), rt.Name, ref, r.Header.Get("Content-Type"), body)
+	tags := r.URL.Query()["tag"]
+	for _, t := range tags {
+		if !oci.ValidTag(t) {
+			return oci.Errorf(oci.CodeTagInvalid, "invalid tag parameter %q", t)
+		}
+	}
+	res, err := h.o.Hosted.PutManifest(r.Context(), rt.Name, ref, r.Header.Get("Content-Type"), body, tags...)
 	if err != nil {
 		return err
 	}
 	hd := w.Header()
+	for _, t := range tags {
+		hd.Add("OCI-Tag", t)
+	}
 	hd.Set("Location", "/v2/"+rt.Name+"/manifests/"+string(res.Digest))
 	hd.Set("Docker-Content-Digest", string(res.Digest))
 	if res.Subject != nil {

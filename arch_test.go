@@ -1,0 +1,76 @@
+package wharf_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/wharf-registry/wharf"
+
+// layers lists wharf's packages from the bottom up. A package may import
+// only packages on lower layers: the architecture of STYLE.md, enforced.
+// A new package must be added here, which forces a decision about where
+// it sits.
+var layers = [][]string{
+	{"oci"},
+	{"config", "metrics"},
+	{"storage"},
+	{"cache/index"},
+	{"upstream"},
+	{"cache"},
+	{"hosted"},
+	{"auth"},
+	{"registry"},
+	{"server"},
+	{"gui"},
+	{"cmd/wharf", "cmd/wharf-desktop"},
+}
+
+// Test-support packages may import anything; nothing may import them.
+var testOnly = map[string]bool{"e2e": true, "e2e/harness": true}
+
+func TestImportDirection(t *testing.T) {
+	level := map[string]int{}
+	for i, l := range layers {
+		for _, p := range l {
+			level[p] = i
+		}
+	}
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
+		if pkg == "" || testOnly[pkg] {
+			continue
+		}
+		from, ok := level[pkg]
+		if !ok {
+			t.Errorf("package %s is not in the layer table of arch_test.go; add it where it belongs", pkg)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module+"/")
+			if testOnly[dep] {
+				t.Errorf("%s imports test-only package %s", pkg, dep)
+				continue
+			}
+			to, ok := level[dep]
+			if !ok {
+				continue // reported on its own line
+			}
+			if to >= from {
+				t.Errorf("%s (layer %d) imports %s (layer %d): imports must point down the layer table", pkg, from, dep, to)
+			}
+		}
+	}
+}
