@@ -30,7 +30,12 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt Route) 
 			return err
 		}
 		from := q.Get("from")
-		if from != "" && oci.ValidateName(from) == nil && h.isHosted(from) {
+		if from != "" {
+			if err := oci.ValidateName(from); err != nil {
+				return err
+			}
+		}
+		if from != "" && h.isHosted(from) {
 			ok, err := h.o.Hosted.MountBlob(ctx, rt.Name, from, d)
 			if err != nil {
 				return err

@@ -100,7 +100,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "buffer", subs: map[int]chan Event{}}
+	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", subs: map[int]chan Event{}}
 	for _, o := range opts {
 		o(s)
 	}

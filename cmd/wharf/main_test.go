@@ -94,3 +94,12 @@ func TestFsckEmptyDataDir(t *testing.T) {
 		t.Fatalf("missing dir: exit %d %s", code, errOut)
 	}
 }
+
+// The shipped and documented configs must stay valid.
+func TestShippedConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"../../packaging/wharf.yml", "../../testdata/minimal.yml"} {
+		if code, _, errOut := runCmd("config", "check", f); code != 0 {
+			t.Errorf("%s: %s", f, errOut)
+		}
+	}
+}
