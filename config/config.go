@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
@@ -25,9 +26,10 @@ type Config struct {
 	DataDir string   `yaml:"data_dir"`
 	Log     Log      `yaml:"log"`
 	Hosted  []Hosted `yaml:"hosted"`
+	Proxies []Proxy  `yaml:"proxies"`
 
-	// HostAll makes every repository name hosted. Only the embedded
-	// default sets it, so `wharf serve` with no config accepts any push.
+	// HostAll makes every repository name hosted (tests and embedders;
+	// not settable from YAML).
 	HostAll bool `yaml:"-"`
 
 	lines map[string]int
@@ -54,8 +56,13 @@ const DefaultListen = ":5000"
 const DefaultDataDir = "./data"
 
 // Embedded is the configuration `wharf serve` runs with when given no file.
+// It caches Docker Hub for every name (so it works as Docker's
+// registry-mirrors entry) and hosts pushes under local/.
 func Embedded() *Config {
-	c := &Config{HostAll: true}
+	c := &Config{
+		Hosted:  []Hosted{{Name: "local"}},
+		Proxies: []Proxy{{Name: "hub", Upstream: DockerHubURL, Default: true}},
+	}
 	c.applyDefaults()
 	return c
 }
@@ -80,7 +87,8 @@ func Parse(b []byte) (*Config, error) {
 	if len(bytes.TrimSpace(b)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil {
+		// io.EOF: a file of only comments is an empty config, not an error.
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 			return nil, cleanYAMLError(err)
 		}
 		var root yaml.Node
@@ -138,6 +146,21 @@ func indexLines(n *yaml.Node, path string, out map[string]int) {
 	}
 }
 
+// line finds key's line, or its nearest parent's when the key itself is
+// absent (a hosted entry without a name is reported at the entry).
+func (c *Config) line(key string) (int, bool) {
+	for {
+		if l, ok := c.lines[key]; ok {
+			return l, true
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i <= 0 {
+			return 0, false
+		}
+		key = key[:i]
+	}
+}
+
 func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -151,6 +174,7 @@ func (c *Config) applyDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
+	c.proxyDefaults()
 	if c.Log.AccessLog == nil {
 		t := true
 		c.Log.AccessLog = &t
@@ -172,13 +196,15 @@ func (c *Config) Validate() error {
 	var probs []string
 	add := func(key, format string, args ...any) {
 		msg := key + ": " + fmt.Sprintf(format, args...)
-		if l, ok := c.lines[key]; ok {
+		if l, ok := c.line(key); ok {
 			msg = fmt.Sprintf("line %d: %s", l, msg)
 		}
 		probs = append(probs, msg)
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		add("listen", "%q is not host:port (for example :5000 or 127.0.0.1:5000)", c.Listen)
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		add("listen", "%q has no valid port (0-65535)", c.Listen)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -206,6 +232,7 @@ func (c *Config) Validate() error {
 		}
 		seen[h.Name] = key
 	}
+	c.validateProxies(add, seen)
 	names := make([]string, 0, len(seen))
 	for n := range seen {
 		names = append(names, n)
@@ -228,6 +255,12 @@ func (c *Config) Validate() error {
 func (c *Config) Sanitize() *Config {
 	cp := *c
 	cp.Hosted = append([]Hosted(nil), c.Hosted...)
+	cp.Proxies = append([]Proxy(nil), c.Proxies...)
+	for i := range cp.Proxies {
+		if cp.Proxies[i].Password != "" {
+			cp.Proxies[i].Password = "******"
+		}
+	}
 	return &cp
 }
 
@@ -244,11 +277,18 @@ func (c *Config) YAML() string {
 // validated again.
 func (c *Config) WithOverrides(listen, dataDir string) (*Config, error) {
 	cp := *c
+	// Overridden values did not come from the file: do not blame its lines.
+	cp.lines = make(map[string]int, len(c.lines))
+	for k, l := range c.lines {
+		cp.lines[k] = l
+	}
 	if listen != "" {
 		cp.Listen = listen
+		delete(cp.lines, "listen")
 	}
 	if dataDir != "" {
 		cp.DataDir = dataDir
+		delete(cp.lines, "data_dir")
 	}
 	if err := cp.Validate(); err != nil {
 		return nil, err

@@ -216,12 +216,14 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, offset int6
 	if err != nil {
 		return err
 	}
+	rollback := u.Checkpoint()
 	if r != nil {
 		if _, err := u.Append(offset, r); err != nil {
 			return err
 		}
 	}
 	if err := u.Commit(d, -1); err != nil {
+		rollback()
 		return err
 	}
 	size := u.Size()

@@ -20,6 +20,9 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	served   *prometheus.CounterVec
 	uploads  prometheus.Gauge
+	cache    *prometheus.CounterVec
+	joined   *prometheus.CounterVec
+	upBytes  *prometheus.CounterVec
 }
 
 // New registers wharf's instruments on a fresh registry.
@@ -44,13 +47,25 @@ func New(version string) *Metrics {
 			Name: "wharf_uploads_in_progress",
 			Help: "Blob upload requests currently receiving data.",
 		}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_cache_requests_total",
+			Help: "Proxy requests by proxy, kind (blob, manifest, tag) and result (hit, miss, stale).",
+		}, []string{"proxy", "kind", "result"}),
+		joined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_cache_coalesced_total",
+			Help: "Clients that joined an upstream fetch already under way instead of starting one.",
+		}, []string{"proxy"}),
+		upBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_upstream_fetched_bytes_total",
+			Help: "Blob bytes fetched from upstream registries and cached.",
+		}, []string{"proxy"}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "wharf_build_info",
 		Help: "Build information; the value is always 1.",
 	}, []string{"version"})
 	buildInfo.WithLabelValues(version).Set(1)
-	reg.MustRegister(m.requests, m.duration, m.served, m.uploads, buildInfo,
+	reg.MustRegister(m.requests, m.duration, m.served, m.uploads, m.cache, m.joined, m.upBytes, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -107,4 +122,26 @@ func statusClass(s int) string {
 		return "other"
 	}
 	return strconv.Itoa(s/100) + "xx"
+}
+
+// CacheResult counts a proxy answer: kind is blob, manifest or tag; result
+// is hit, miss or stale.
+func (m *Metrics) CacheResult(proxy, kind, result string) {
+	if m != nil {
+		m.cache.WithLabelValues(proxy, kind, result).Inc()
+	}
+}
+
+// CoalescedFetch counts a client that joined a fetch already running.
+func (m *Metrics) CoalescedFetch(proxy string) {
+	if m != nil {
+		m.joined.WithLabelValues(proxy).Inc()
+	}
+}
+
+// UpstreamBytes counts blob bytes fetched and cached from an upstream.
+func (m *Metrics) UpstreamBytes(proxy string, n int64) {
+	if m != nil && n > 0 {
+		m.upBytes.WithLabelValues(proxy).Add(float64(n))
+	}
 }

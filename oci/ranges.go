@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"math"
 	"strconv"
 	"strings"
 )
@@ -33,7 +34,9 @@ func ParseRange(h string, size int64) (ByteRange, error) {
 		if n > size {
 			n = size
 		}
-		if size == 0 {
+		// <= rather than ==: a negative size (a caller's bug) must not
+		// yield a range ending before it starts.
+		if size <= 0 {
 			return ByteRange{}, Errorf(CodeRangeInvalid, "Range %q is outside the %d-byte blob", truncate(h), size)
 		}
 		return ByteRange{Start: size - n, End: size - 1}, nil
@@ -74,7 +77,8 @@ func ParseContentRange(h string) (ByteRange, error) {
 	}
 	start, err1 := parseNonNeg(a)
 	end, err2 := parseNonNeg(b)
-	if err1 != nil || err2 != nil || end < start {
+	// end-start == MaxInt64 is the one range whose Len overflows int64.
+	if err1 != nil || err2 != nil || end < start || end-start == math.MaxInt64 {
 		return ByteRange{}, Errorf(CodeRangeInvalid, "invalid Content-Range %q: want start-end", truncate(h))
 	}
 	return ByteRange{Start: start, End: end}, nil

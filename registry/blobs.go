@@ -10,10 +10,13 @@ import (
 	"github.com/wharf-registry/wharf/oci"
 )
 
-func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	d, err := oci.ParseDigest(rt.Ref)
 	if err != nil {
 		return err
+	}
+	if tg.proxy != nil {
+		return h.getProxyBlob(w, r, tg, d)
 	}
 	if r.Method == http.MethodHead {
 		info, err := h.o.Hosted.StatBlob(r.Context(), rt.Name, d)
@@ -79,7 +82,7 @@ func (h *Handler) copyBlob(w http.ResponseWriter, f *os.File, n int64) (int64, e
 	return io.CopyBuffer(writerOnly{w}, io.LimitReader(readerOnly{f}, n), *buf)
 }
 
-func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) deleteBlob(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	d, err := oci.ParseDigest(rt.Ref)
 	if err != nil {
 		return err

@@ -50,7 +50,10 @@ func writeJSON(w http.ResponseWriter, contentType string, v any) error {
 	return err
 }
 
-func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
+	if tg.proxy != nil {
+		return h.proxyTags(w, r, rt, tg)
+	}
 	n, last, _, err := pagination(r)
 	if err != nil {
 		return err
@@ -74,7 +77,7 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt Route) error {
 	}{rt.Name, tags})
 }
 
-func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ Route) error {
+func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ Route, tg target) error {
 	n, last, _, err := pagination(r)
 	if err != nil {
 		return err
@@ -97,15 +100,17 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ Route) error
 	}{repos})
 }
 
-func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	d, err := oci.ParseDigest(rt.Ref)
 	if err != nil {
 		return err
 	}
 	at := r.URL.Query().Get("artifactType")
-	descs, err := h.o.Hosted.Referrers(r.Context(), rt.Name, d, at)
-	if err != nil {
-		return err
+	descs := []oci.Descriptor{} // proxies answer with no referrers for now
+	if tg.proxy == nil {
+		if descs, err = h.o.Hosted.Referrers(r.Context(), rt.Name, d, at); err != nil {
+			return err
+		}
 	}
 	if at != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")

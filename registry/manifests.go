@@ -9,10 +9,13 @@ import (
 	"github.com/wharf-registry/wharf/oci"
 )
 
-func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	ref, err := oci.ParseReference(rt.Ref)
 	if err != nil {
 		return err
+	}
+	if tg.proxy != nil {
+		return h.getProxyManifest(w, r, tg, ref)
 	}
 	ctx := r.Context()
 	if r.Method == http.MethodHead {
@@ -43,7 +46,7 @@ func manifestHeaders(w http.ResponseWriter, d oci.Digest, mediaType string, size
 	hd.Set("ETag", `"`+string(d)+`"`)
 }
 
-func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	ref, err := oci.ParseReference(rt.Ref)
 	if err != nil {
 		if e, ok := oci.AsError(err); ok && e.Code == oci.CodeManifestUnknown {
@@ -86,7 +89,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt Route) 
 	return nil
 }
 
-func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	ref, err := oci.ParseReference(rt.Ref)
 	if err != nil {
 		return err

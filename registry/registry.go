@@ -18,6 +18,8 @@ type Options struct {
 	// every name there (the embedded default).
 	HostedNamespaces []string
 	HostAll          bool
+	// Proxies are the pull-through namespaces.
+	Proxies []ProxyNamespace
 
 	Logger    *slog.Logger
 	Metrics   *metrics.Metrics
@@ -36,7 +38,7 @@ type Handler struct {
 	table map[Kind]map[string]handlerFunc
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route) error
+type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route, tg target) error
 
 // New builds the handler.
 func New(o Options) *Handler {
@@ -98,10 +100,20 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, rt Route) (er
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return oci.Errorf(oci.CodeUnsupported, "%s is not supported on this endpoint", r.Method)
 	}
-	if rt.Name != "" && !h.isHosted(rt.Name) {
-		return oci.Errorf(oci.CodeNameUnknown, "repository %s is not in any configured namespace (hosted: %s)", rt.Name, h.namespaceList())
+	var tg target
+	if rt.Name != "" {
+		var err error
+		if tg, err = h.resolve(r, rt.Name); err != nil {
+			return err
+		}
+		if tg.ns != "" {
+			w.Header().Set("OCI-Namespace", tg.ns)
+		}
+		if tg.proxy != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return h.readOnly(tg)
+		}
 	}
-	return fn(w, r, rt)
+	return fn(w, r, rt, tg)
 }
 
 func (h *Handler) isHosted(name string) bool {
@@ -116,14 +128,7 @@ func (h *Handler) isHosted(name string) bool {
 	return false
 }
 
-func (h *Handler) namespaceList() string {
-	if len(h.o.HostedNamespaces) == 0 {
-		return "none"
-	}
-	return strings.Join(h.o.HostedNamespaces, ", ")
-}
-
-func (h *Handler) base(w http.ResponseWriter, r *http.Request, _ Route) error {
+func (h *Handler) base(w http.ResponseWriter, r *http.Request, _ Route, _ target) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", "2")
 	w.WriteHeader(http.StatusOK)

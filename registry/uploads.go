@@ -21,7 +21,7 @@ func rangeHeader(size int64) string {
 	return "0-" + strconv.FormatInt(size-1, 10)
 }
 
-func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	q := r.URL.Query()
 	ctx := r.Context()
 	if mount := q.Get("mount"); mount != "" {
@@ -112,7 +112,7 @@ func chunkOffset(r *http.Request) (int64, error) {
 	return br.Start, nil
 }
 
-func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	size, err := h.o.Hosted.UploadSize(r.Context(), rt.Name, rt.Ref)
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func uploadAccepted(w http.ResponseWriter, rt Route, size int64, status int) {
 	w.WriteHeader(status)
 }
 
-func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	off, err := chunkOffset(r)
 	if err != nil {
 		return err
@@ -151,7 +151,7 @@ func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, rt Route) 
 	return nil
 }
 
-func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	dg := r.URL.Query().Get("digest")
 	if dg == "" {
 		return oci.Errorf(oci.CodeDigestInvalid, "the final PUT of an upload needs ?digest=")
@@ -177,7 +177,7 @@ func (h *Handler) putUpload(w http.ResponseWriter, r *http.Request, rt Route) er
 	return nil
 }
 
-func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt Route) error {
+func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
 	if err := h.o.Hosted.CancelUpload(r.Context(), rt.Name, rt.Ref); err != nil {
 		return err
 	}

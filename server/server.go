@@ -17,12 +17,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
 	"github.com/wharf-registry/wharf/registry"
 	"github.com/wharf-registry/wharf/storage"
+	"github.com/wharf-registry/wharf/upstream"
 )
 
 // State of a server's lifecycle.
@@ -81,6 +83,7 @@ type Server struct {
 	idx     *index.Index
 	store   *storage.Store
 	hosted  *hosted.Service
+	proxies []registry.ProxyNamespace
 	http    *http.Server
 	stop    chan struct{}
 	bg      sync.WaitGroup
@@ -152,6 +155,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.logReconcile(rep)
 	s.hosted = hosted.New(s.store, s.idx, s.log)
+	if s.proxies, err = s.buildProxies(); err != nil {
+		return err
+	}
 	if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, true); err != nil {
 		return err
 	} else if n > 0 {
@@ -184,7 +190,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.bg.Add(1)
 	go s.housekeeping()
 	s.state, s.started, s.lastErr = StateRunning, time.Now(), nil
-	s.log.Info("wharf is serving", "addr", s.addr, "data_dir", dir, "hosted", s.hostedDesc(), "version", s.version)
+	s.log.Info("wharf is serving", "addr", s.addr, "data_dir", dir, "hosted", s.hostedDesc(), "proxies", s.proxiesDesc(), "version", s.version)
 	return nil
 }
 
@@ -207,6 +213,64 @@ func (s *Server) hostedDesc() string {
 	return out
 }
 
+func (s *Server) proxiesDesc() string {
+	out := ""
+	for i, p := range s.cfg.Proxies {
+		if i > 0 {
+			out += ", "
+		}
+		out += p.Name + "/ → " + p.Upstream
+		if p.Default {
+			out += " (default)"
+		}
+	}
+	if out == "" {
+		return "none"
+	}
+	return out
+}
+
+// buildProxies makes one upstream client and one cache per configured proxy.
+func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
+	var out []registry.ProxyNamespace
+	for _, pc := range s.cfg.Proxies {
+		pw, err := pc.ResolvePassword()
+		if err != nil {
+			return nil, err
+		}
+		up, err := upstream.New(upstream.Config{
+			Name:      pc.Name,
+			URL:       pc.Upstream,
+			Username:  pc.Username,
+			Password:  pw,
+			CAFile:    pc.CAFile,
+			Insecure:  pc.Insecure,
+			DockerHub: pc.IsDockerHub(),
+			Timeout:   pc.Timeout.Std(),
+			Logger:    s.log.With("upstream", pc.Name),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("proxy %s: %w", pc.Name, err)
+		}
+		out = append(out, registry.ProxyNamespace{
+			Name:      pc.Name,
+			Default:   pc.Default,
+			DockerHub: pc.IsDockerHub(),
+			Hosts:     pc.Hosts(),
+			Proxy: cache.New(cache.Options{
+				Name:     pc.Name,
+				Upstream: up,
+				Store:    s.store,
+				Index:    s.idx,
+				TagTTL:   pc.TagTTL.Std(),
+				Logger:   s.log,
+				Metrics:  s.metrics,
+			}),
+		})
+	}
+	return out, nil
+}
+
 func (s *Server) logReconcile(r index.ReconcileReport) {
 	s.log.Info("index reconciled with blob files", "blobs", r.BlobsOnDisk, "bytes", r.BytesOnDisk)
 	if r.TempFilesRemoved+r.RecordsDropped+r.ManifestsDropped+r.FilesIndexed > 0 {
@@ -224,6 +288,7 @@ func (s *Server) routes() http.Handler {
 		Hosted:           s.hosted,
 		HostedNamespaces: hostedNames(s.cfg),
 		HostAll:          s.cfg.HostAll,
+		Proxies:          s.proxies,
 		Logger:           s.log,
 		Metrics:          s.metrics,
 		AccessLog:        *s.cfg.Log.AccessLog,

@@ -249,7 +249,9 @@ func (s *Store) Walk(fn func(d oci.Digest, size int64) error, bad func(path stri
 			return nil
 		}
 		d, perr := oci.ParseDigest(parts[0] + ":" + parts[2])
-		if perr != nil || !strings.HasPrefix(parts[2], parts[1]) {
+		// The fan-out directory must be exactly where path() puts the file,
+		// or the digest reported here could not be opened.
+		if perr != nil || parts[1] != parts[2][:2] {
 			bad(p)
 			return nil
 		}

@@ -197,3 +197,31 @@ func (u *Upload) Commit(d oci.Digest, size int64) error {
 
 // onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer.
 type onlyReader struct{ io.Reader }
+
+// Checkpoint remembers the upload's current length and hash state; the
+// returned function rolls the upload back to it. A final PUT whose chunk
+// fails verification uses it, so the session stays exactly as it was and
+// the client can retry or cancel.
+func (u *Upload) Checkpoint() (rollback func()) {
+	u.mu.Lock()
+	size := u.size
+	var state []byte
+	if u.h != nil {
+		state, _ = u.h.(encoding.BinaryMarshaler).MarshalBinary()
+	}
+	u.mu.Unlock()
+	return func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.size == size {
+			return
+		}
+		if err := os.Truncate(u.s.uploadPath(u.id), size); err != nil {
+			return
+		}
+		u.size = size
+		if state != nil {
+			u.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
+		}
+	}
+}

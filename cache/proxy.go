@@ -1,0 +1,395 @@
+// Package cache is the pull-through service: a hit is served from disk;
+// a miss starts exactly one upstream fetch per digest, streamed to every
+// client while it is written and verified; tags are revalidated at most
+// once per TTL and served stale when the upstream fails.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/metrics"
+	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/storage"
+	"github.com/wharf-registry/wharf/upstream"
+)
+
+// Upstream is what the cache needs of a registry client.
+type Upstream interface {
+	HeadManifest(ctx context.Context, repo, ref string, accept []string) (upstream.Descriptor, error)
+	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, upstream.Descriptor, error)
+	GetBlob(ctx context.Context, repo, digest string, offset int64) (io.ReadCloser, int64, error)
+	HeadBlob(ctx context.Context, repo, digest string) (int64, error)
+	Tags(ctx context.Context, repo string, n int, last string) ([]string, string, error)
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Name     string // the proxy's name; cached repositories live under it
+	Upstream Upstream
+	Store    *storage.Store
+	Index    *index.Index
+	// TagTTL is how long a tag → digest answer is trusted before it is
+	// revalidated with a HEAD upstream.
+	TagTTL time.Duration
+	// FillTimeout bounds one upstream blob download, whoever waits on it.
+	FillTimeout time.Duration
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+	Now         func() time.Time
+}
+
+// Proxy caches one upstream registry.
+type Proxy struct {
+	o   Options
+	log *slog.Logger
+
+	mu    sync.Mutex
+	fills map[oci.Digest]*fill
+
+	tagsMu sync.Mutex
+	tags   map[string]tagPage
+}
+
+type tagPage struct {
+	tags    []string
+	next    string
+	fetched time.Time
+}
+
+// New makes a Proxy.
+func New(o Options) *Proxy {
+	if o.TagTTL <= 0 {
+		o.TagTTL = 5 * time.Minute
+	}
+	if o.FillTimeout <= 0 {
+		o.FillTimeout = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}}
+}
+
+// Name is the proxy's name.
+func (p *Proxy) Name() string { return p.o.Name }
+
+// canonical is the repository name cached content is recorded under.
+func (p *Proxy) canonical(repo string) string { return p.o.Name + "/" + repo }
+
+// Source says where served bytes came from.
+type Source string
+
+// The sources of served content, as logged and counted.
+const (
+	SourceHit   Source = "hit"
+	SourceMiss  Source = "miss"
+	SourceStale Source = "stale"
+)
+
+// --- blobs ---
+
+// Blob is a blob ready to be written to a client: either a file on disk
+// (a hit) or a running fill that streams as it downloads.
+type Blob struct {
+	Digest oci.Digest
+	Size   int64 // -1 when unknown (the upstream sent no length)
+	Source Source
+	File   *os.File // a hit: serve from here (caller closes via Close)
+	fill   *fill
+	proxy  *Proxy
+}
+
+// Close releases the blob.
+func (b *Blob) Close() error {
+	if b.File != nil {
+		return b.File.Close()
+	}
+	if b.fill != nil {
+		b.fill.release()
+	}
+	return nil
+}
+
+// StreamTo writes bytes [start, end] of a downloading blob (end < 0: to
+// the end). An error after the first byte means the client must be cut off.
+func (b *Blob) StreamTo(ctx context.Context, w io.Writer, start, end int64) (int64, error) {
+	buf := make([]byte, 256<<10)
+	return b.fill.copyTo(ctx, w, start, end, buf)
+}
+
+// StatBlob answers a HEAD: from the cache, or with a HEAD upstream.
+func (p *Proxy) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64, Source, error) {
+	canon := p.canonical(repo)
+	if size, linked, err := p.cached(canon, d); err != nil {
+		return 0, "", err
+	} else if linked {
+		return size, SourceHit, nil
+	}
+	size, err := p.o.Upstream.HeadBlob(ctx, repo, string(d))
+	if err != nil {
+		return 0, "", p.upstreamError(err, "blob", d.String())
+	}
+	return size, SourceMiss, nil
+}
+
+// cached reports whether d is on disk and linked to canon.
+func (p *Proxy) cached(canon string, d oci.Digest) (int64, bool, error) {
+	var rec index.BlobRecord
+	linked := false
+	err := p.o.Index.View(func(tx *index.Txn) error {
+		var err error
+		if linked, err = tx.BlobLinked(canon, d); err != nil || !linked {
+			return err
+		}
+		rec, err = tx.Blob(d)
+		if errors.Is(err, index.ErrNotFound) {
+			linked = false
+			return nil
+		}
+		return err
+	})
+	return rec.Size, linked, err
+}
+
+// OpenBlob returns the blob for a GET: a hit from disk, or a shared,
+// streaming fill from the upstream.
+func (p *Proxy) OpenBlob(ctx context.Context, repo string, d oci.Digest) (*Blob, error) {
+	canon := p.canonical(repo)
+	if b, err := p.openCached(ctx, repo, canon, d); b != nil || err != nil {
+		return b, err
+	}
+	f, started := p.joinOrStart(repo, canon, d)
+	if !started && f.repo != canon {
+		// Another repository's fill: the same digest is not proof that
+		// this repository may see it upstream.
+		if _, err := p.o.Upstream.HeadBlob(ctx, repo, string(d)); err != nil {
+			f.release()
+			return nil, p.upstreamError(err, "blob", d.String())
+		}
+	}
+	if err := f.waitReady(ctx); err != nil {
+		f.release()
+		if started || !isCtxErr(err) {
+			return nil, p.upstreamError(err, "blob", d.String())
+		}
+		return nil, err
+	}
+	src := SourceMiss
+	if !started {
+		p.o.Metrics.CoalescedFetch(p.o.Name)
+	}
+	return &Blob{Digest: d, Size: f.size, Source: src, fill: f, proxy: p}, nil
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// openCached serves d from disk when it is there. A blob cached for
+// another repository is linked here only after the upstream confirms this
+// repository has it.
+func (p *Proxy) openCached(ctx context.Context, repo, canon string, d oci.Digest) (*Blob, error) {
+	_, linked, err := p.cached(canon, d)
+	if err != nil {
+		return nil, err
+	}
+	if !linked {
+		var known bool
+		err := p.o.Index.View(func(tx *index.Txn) error {
+			_, err := tx.Blob(d)
+			if errors.Is(err, index.ErrNotFound) {
+				return nil
+			}
+			known = err == nil
+			return err
+		})
+		if err != nil || !known {
+			return nil, err
+		}
+		if _, err := p.o.Upstream.HeadBlob(ctx, repo, string(d)); err != nil {
+			return nil, p.upstreamError(err, "blob", d.String())
+		}
+		if err := p.o.Index.Update(ctx, func(tx *index.Txn) error { return tx.LinkBlob(canon, d) }); err != nil {
+			return nil, err
+		}
+	}
+	f, size, err := p.o.Store.Open(d)
+	if errors.Is(err, oci.ErrBlobUnknown) {
+		// Indexed but gone from disk (evicted or lost): fetch it again.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Blob{Digest: d, Size: size, Source: SourceHit, File: f, proxy: p}, nil
+}
+
+// joinOrStart returns the running fill for d, or starts one.
+func (p *Proxy) joinOrStart(repo, canon string, d oci.Digest) (*fill, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f, ok := p.fills[d]; ok {
+		f.acquire()
+		return f, false
+	}
+	f := newFill(d, canon)
+	p.fills[d] = f
+	f.refs++ // the fill goroutine's own reference
+	go p.run(f, repo)
+	return f, true
+}
+
+// run downloads, verifies and commits one blob.
+func (p *Proxy) run(f *fill, repo string) {
+	defer f.release()
+	ctx, cancel := context.WithTimeout(context.Background(), p.o.FillTimeout)
+	defer cancel()
+	start := p.o.Now()
+	err := p.download(ctx, f, repo)
+	f.finish(err)
+	p.mu.Lock()
+	delete(p.fills, f.digest)
+	p.mu.Unlock()
+	f.mu.Lock()
+	joined := f.waiters
+	f.mu.Unlock()
+	if err != nil {
+		p.log.Warn("upstream blob fetch failed; nothing cached", "repo", repo, "digest", f.digest, "err", err)
+		return
+	}
+	p.log.Info("cached blob", "repo", repo, "digest", f.digest, "bytes", f.written, "clients_joined", joined,
+		"duration", p.o.Now().Sub(start).Round(time.Millisecond))
+}
+
+func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) {
+	readyClosed := false
+	defer func() {
+		if !readyClosed {
+			f.mu.Lock()
+			f.err = err
+			f.mu.Unlock()
+			close(f.ready)
+		}
+	}()
+	body, size, err := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), 0)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	w, err := p.o.Store.NewWriter(f.digest.Algorithm())
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	rf, err := w.OpenReader()
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.size, f.file = size, rf
+	f.mu.Unlock()
+	close(f.ready)
+	readyClosed = true
+
+	buf := make([]byte, 1<<20)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			f.progress(int64(n))
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if err := w.Commit(f.digest, size); err != nil {
+		return fmt.Errorf("upstream sent bad content for %s: %w", f.digest, err)
+	}
+	p.o.Metrics.UpstreamBytes(p.o.Name, w.Size())
+	now := p.o.Now()
+	return p.o.Index.Update(ctx, func(tx *index.Txn) error {
+		if _, err := tx.Blob(f.digest); errors.Is(err, index.ErrNotFound) {
+			if err := tx.PutBlob(index.BlobRecord{Digest: f.digest, Size: w.Size(), Created: now, LastAccess: now, Origin: p.o.Name}); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		return tx.LinkBlob(f.repo, f.digest)
+	})
+}
+
+// --- errors ---
+
+// upstreamError maps an upstream failure to the OCI error a client gets.
+func (p *Proxy) upstreamError(err error, what, ref string) error {
+	if isCtxErr(err) && !upstream.IsTimeout(err) {
+		return err
+	}
+	var ue *upstream.Error
+	if !errors.As(err, &ue) {
+		if e, ok := oci.AsError(err); ok {
+			return e
+		}
+		return oci.Errorf(oci.CodeUpstreamFailed, "upstream %s: %v", p.o.Name, err)
+	}
+	switch ue.Kind {
+	case upstream.NotFound:
+		switch what {
+		case "blob":
+			return oci.Errorf(oci.CodeBlobUnknown, "blob %s is not in the upstream registry (%s)", ref, p.o.Name)
+		case "tags":
+			return oci.Errorf(oci.CodeNameUnknown, "repository %s is not in the upstream registry (%s)", ref, p.o.Name)
+		}
+		return oci.Errorf(oci.CodeManifestUnknown, "%s is not in the upstream registry (%s)", ref, p.o.Name)
+	case upstream.Denied:
+		return oci.Errorf(oci.CodeDenied, "the upstream registry (%s) denied access to %s: it does not exist there or needs credentials", p.o.Name, ref)
+	case upstream.Unauthorized:
+		return oci.Errorf(oci.CodeUpstreamFailed, "the upstream registry (%s) refused wharf's credentials; check proxies[].username and password", p.o.Name)
+	case upstream.TooManyRequests:
+		e := oci.Errorf(oci.CodeTooManyRequests, "the upstream registry (%s) is rate-limiting wharf; retry later", p.o.Name)
+		if ue.RetryAfter > 0 {
+			e = e.WithDetail(map[string]any{"retryAfterSeconds": int(ue.RetryAfter.Seconds())})
+		}
+		return e
+	case upstream.Timeout:
+		return oci.Errorf(oci.CodeUpstreamTimeout, "the upstream registry (%s) did not answer in time", p.o.Name)
+	case upstream.Unavailable:
+		return oci.Errorf(oci.CodeUnavailable, "the upstream registry (%s) is unreachable (%v)", p.o.Name, ue)
+	case upstream.Invalid:
+		return oci.Errorf(oci.CodeNameInvalid, "%s", ue.Message)
+	}
+	return oci.Errorf(oci.CodeUpstreamFailed, "the upstream registry (%s) answered badly (%v)", p.o.Name, ue)
+}
+
+// staleable reports whether a cached answer should be served instead of err.
+func staleable(err error) bool {
+	switch upstream.KindOf(err) {
+	case upstream.Unavailable, upstream.Timeout, upstream.TooManyRequests, upstream.BadResponse, upstream.Unauthorized:
+		return true
+	}
+	return false
+}
+
+// lower-case media types without parameters, for Accept matching
+func mediaTypeOnly(s string) string {
+	s, _, _ = strings.Cut(s, ";")
+	return strings.ToLower(strings.TrimSpace(s))
+}
