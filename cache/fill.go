@@ -149,6 +149,11 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 				return sent, nil
 			}
 		}
+		// About to wait for the upstream: push what the client has so far
+		// out of any response buffer, so bytes flow as they arrive.
+		if fl, ok := w.(interface{ Flush() }); ok {
+			fl.Flush()
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

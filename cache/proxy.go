@@ -287,7 +287,7 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	if err != nil {
 		return err
 	}
-	defer body.Close()
+	defer func() { body.Close() }()
 	w, err := p.o.Store.NewWriter(f.digest.Algorithm())
 	if err != nil {
 		return err
@@ -304,20 +304,25 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	readyClosed = true
 
 	buf := make([]byte, 1<<20)
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			f.progress(int64(n))
-		}
-		if rerr == io.EOF {
+	for resumes := 0; ; {
+		rerr := copyBody(body, w, f, buf)
+		if rerr == nil {
 			break
 		}
-		if rerr != nil {
+		if !upstream.IsUnavailable(rerr) || ctx.Err() != nil || resumes >= maxResumes || (size >= 0 && w.Size() >= size) {
 			return rerr
 		}
+		// The stream broke mid-way (a CDN hiccup): resume where it
+		// stopped rather than start over; the digest check at the end
+		// covers the joined stream.
+		resumes++
+		p.log.Warn("upstream blob stream broke; resuming", "repo", repo, "digest", f.digest, "offset", w.Size(), "err", rerr)
+		next, _, err := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), w.Size())
+		if err != nil {
+			return err
+		}
+		body.Close()
+		body = next
 	}
 	if err := w.Commit(f.digest, size); err != nil {
 		return fmt.Errorf("upstream sent bad content for %s: %w", f.digest, err)
@@ -334,6 +339,29 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 		}
 		return tx.LinkBlob(f.repo, f.digest)
 	})
+}
+
+// maxResumes bounds how often one fill resumes a broken upstream stream.
+const maxResumes = 3
+
+// copyBody moves the upstream body into the blob writer, announcing
+// progress to readers chunk by chunk.
+func copyBody(body io.Reader, w *storage.Writer, f *fill, buf []byte) error {
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			f.progress(int64(n))
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
 }
 
 // --- errors ---

@@ -419,3 +419,71 @@ func TestProxyTooManyRequests(t *testing.T) {
 		t.Errorf("429 upstream = %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestProxyFillOutlivesClientAndServesRanges(t *testing.T) {
+	o := newOrigin(t)
+	img, layer := bigLayerImage(t, 4<<20)
+	o.push(t, "library/hangup:1", img)
+	s := start(t, proxyConfig(t, o.URL, ""))
+	release := make(chan struct{})
+	o.setBlobHook(func(w http.ResponseWriter, r *http.Request) bool {
+		rec := httptest.NewRecorder()
+		newOriginPassthrough(o, rec, r)
+		body := rec.Body.Bytes()
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.WriteHeader(200)
+		w.Write(body[:1<<20])
+		w.(http.Flusher).Flush()
+		<-release
+		w.Write(body[1<<20:])
+		return true
+	})
+	url := "http://" + s.Addr() + "/v2/library/hangup/blobs/" + layer.String()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the first client hangs up mid-download
+	resp.Body.Close()
+
+	// A range inside what has arrived streams while the fill runs; its
+	// last byte waits for the digest check, like every span's last byte.
+	rreq, _ := http.NewRequest(http.MethodGet, url, nil)
+	rreq.Header.Set("Range", "bytes=10-19")
+	rr, err := http.DefaultClient.Do(rreq)
+	if err != nil || rr.StatusCode != 206 {
+		t.Fatalf("range during fill: %v %v", rr, err)
+	}
+	defer rr.Body.Close()
+	if _, err := io.ReadFull(rr.Body, make([]byte, 9)); err != nil {
+		t.Fatalf("range during fill: %v", err)
+	}
+	close(release)
+	if rest, err := io.ReadAll(rr.Body); err != nil || len(rest) != 1 {
+		t.Fatalf("range end after verification: %d bytes, %v", len(rest), err)
+	}
+	// The fill finishes on its own and the blob becomes a hit.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body, err := get(t, url)
+		if err == nil && resp.StatusCode == 200 {
+			sum := sha256.Sum256(body)
+			if "sha256:"+hex.EncodeToString(sum[:]) != layer.String() {
+				t.Fatal("wrong bytes")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("blob never became available: %v %v", resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g := o.blobGets.Load(); g != 1 {
+		t.Errorf("origin GETs = %d, want 1 (the fill must survive the client)", g)
+	}
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests start as real processes: Debian packages
+# (docker, Distribution, skopeo, containerd, a static busybox) and the OCI
+# conformance program. Idempotent: installs only what is missing, prints one
+# line per thing installed, and runs `apt-get update` at most once.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian packages the tests need, one per line, with what the tests use from
+# each. Add a line to add a package; presence is checked with dpkg.
+DEB_PACKAGES=(
+	docker.io        # /usr/sbin/dockerd, /usr/bin/docker (20.10)
+	docker-registry  # /usr/bin/docker-registry (Distribution 2.8), the origin
+	skopeo           # /usr/bin/skopeo
+	containerd       # /usr/bin/containerd, /usr/bin/ctr
+	busybox-static   # /bin/busybox, packed into the runnable test image
+)
+
+# Go programs installed into $ROOT/.cache/bin: "binary module@version".
+GO_TOOLS=(
+	"conformance github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
+)
+
+GO=$(command -v go || echo /usr/local/go/bin/go)
+
+log() { printf 'test-deps: %s\n' "$*"; }
+
+deb_installed() {
+	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+install_debs() {
+	local missing=() p
+	for p in "${DEB_PACKAGES[@]}"; do
+		deb_installed "$p" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+
+	if ! command -v apt-get >/dev/null; then
+		log "missing packages ${missing[*]} and no apt-get: install them by hand" >&2
+		return 1
+	fi
+	local sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || { log "missing packages ${missing[*]}: run as root" >&2; return 1; }
+		sudo=(sudo)
+	fi
+
+	# Package maintainer scripts must not start system daemons (dockerd,
+	# containerd): the tests start their own, isolated ones. A policy-rc.d that
+	# exits 101 tells invoke-rc.d to start nothing. Keep one that is already there.
+	local policy=/usr/sbin/policy-rc.d
+	if [ ! -e "$policy" ]; then
+		"${sudo[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+		trap "${sudo[*]} rm -f $policy" EXIT
+	fi
+
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	for p in "${missing[@]}"; do
+		log "installed package $p"
+	done
+}
+
+install_go_tools() {
+	local bindir="$ROOT/.cache/bin" entry bin mod
+	mkdir -p "$bindir"
+	for entry in "${GO_TOOLS[@]}"; do
+		read -r bin mod <<<"$entry"
+		# `go version -m` names the module version the binary was built from,
+		# so bumping the version above reinstalls.
+		if [ -x "$bindir/$bin" ] &&
+			[ "$("$GO" version -m "$bindir/$bin" 2>/dev/null | awk '$1=="mod"{print $2"@"$3}')" = "$mod" ]; then
+			continue
+		fi
+		# `go install PKG@VERSION` builds the tool in its own module: the
+		# project's go.mod is neither read nor changed.
+		GOBIN="$bindir" "$GO" install "$mod"
+		log "installed $bin ($mod)"
+	done
+}
+
+install_debs
+install_go_tools
