@@ -42,11 +42,17 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 		return p.fetchManifest(ctx, repo, canon, ref, accept, head)
 	}
 
-	d, checked, err := p.cachedTag(canon, ref.Tag)
+	d, checked, rec, err := p.cachedTag(canon, ref.Tag)
 	if err != nil {
 		return Manifest{}, err
 	}
 	if d != "" && p.o.Now().Sub(checked) < p.o.TagTTL {
+		// The hot path (a fresh tag): one index read, and for a HEAD no
+		// file access at all.
+		if head && rec != nil && acceptable(rec.MediaType, accept) {
+			p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
+			return Manifest{Digest: d, MediaType: rec.MediaType, Size: rec.Size, Source: SourceHit}, nil
+		}
 		if m, ok, err := p.cachedManifest(canon, d, accept, head); err != nil || ok {
 			if ok {
 				p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
@@ -161,11 +167,13 @@ func refSep(r oci.Reference) string {
 	return ":"
 }
 
-// cachedTag returns the cached digest of canon:tag and when it was
-// last confirmed upstream ("" when the tag is not cached).
-func (p *Proxy) cachedTag(canon, tag string) (oci.Digest, time.Time, error) {
+// cachedTag returns the cached digest of canon:tag, when it was last
+// confirmed upstream ("" when the tag is not cached), and the manifest's
+// record when that is cached too.
+func (p *Proxy) cachedTag(canon, tag string) (oci.Digest, time.Time, *index.ManifestRecord, error) {
 	var d oci.Digest
 	var checked time.Time
+	var rec *index.ManifestRecord
 	err := p.o.Index.View(func(tx *index.Txn) error {
 		var err error
 		d, err = tx.Tag(canon, tag)
@@ -176,13 +184,18 @@ func (p *Proxy) cachedTag(canon, tag string) (oci.Digest, time.Time, error) {
 		if err != nil {
 			return err
 		}
+		if r, err := tx.Manifest(canon, d); err == nil {
+			rec = &r
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return err
+		}
 		checked, err = tx.TagChecked(canon, tag)
 		if errors.Is(err, index.ErrNotFound) {
 			return nil
 		}
 		return err
 	})
-	return d, checked, err
+	return d, checked, rec, err
 }
 
 // recordTag points canon:tag at d, confirmed now.

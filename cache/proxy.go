@@ -421,3 +421,14 @@ func mediaTypeOnly(s string) string {
 	s, _, _ = strings.Cut(s, ";")
 	return strings.ToLower(strings.TrimSpace(s))
 }
+
+// RateLimit is the upstream's last reported pull limit (Docker Hub's
+// ratelimit-limit / ratelimit-remaining headers), when it sends one.
+func (p *Proxy) RateLimit() (upstream.RateLimit, bool) {
+	if rl, ok := p.o.Upstream.(interface {
+		RateLimit() (upstream.RateLimit, bool)
+	}); ok {
+		return rl.RateLimit()
+	}
+	return upstream.RateLimit{}, false
+}

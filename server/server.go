@@ -52,6 +52,16 @@ type Status struct {
 	Uptime  time.Duration
 	Version string
 	Err     string
+	Proxies []ProxyStatus
+}
+
+// ProxyStatus describes one proxy namespace.
+type ProxyStatus struct {
+	Name     string
+	Upstream string
+	Default  bool
+	// RateLimit is the upstream's last reported pull limit, if it sends one.
+	RateLimit *upstream.RateLimit
 }
 
 // Option configures New.
@@ -419,6 +429,15 @@ func (s *Server) Status() Status {
 	}
 	if s.lastErr != nil {
 		st.Err = s.lastErr.Error()
+	}
+	for i, pc := range s.cfg.Proxies {
+		ps := ProxyStatus{Name: pc.Name, Upstream: pc.Upstream, Default: pc.Default}
+		if i < len(s.proxies) {
+			if rl, ok := s.proxies[i].Proxy.RateLimit(); ok {
+				ps.RateLimit = &rl
+			}
+		}
+		st.Proxies = append(st.Proxies, ps)
 	}
 	return st
 }
