@@ -55,6 +55,12 @@ type Proxy struct {
 	mu    sync.Mutex
 	fills map[oci.Digest]*fill
 
+	// fills run on ctx, not on any request's context; Close cancels it
+	// and waits for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	tagsMu sync.Mutex
 	tags   map[string]tagPage
 }
@@ -79,7 +85,8 @@ func New(o Options) *Proxy {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}, ctx: ctx, cancel: cancel}
 }
 
 // Name is the proxy's name.
@@ -247,14 +254,16 @@ func (p *Proxy) joinOrStart(repo, canon string, d oci.Digest) (*fill, bool) {
 	f := newFill(d, canon)
 	p.fills[d] = f
 	f.refs++ // the fill goroutine's own reference
+	p.wg.Add(1)
 	go p.run(f, repo)
 	return f, true
 }
 
 // run downloads, verifies and commits one blob.
 func (p *Proxy) run(f *fill, repo string) {
+	defer p.wg.Done()
 	defer f.release()
-	ctx, cancel := context.WithTimeout(context.Background(), p.o.FillTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.o.FillTimeout)
 	defer cancel()
 	start := p.o.Now()
 	err := p.download(ctx, f, repo)
@@ -431,4 +440,15 @@ func (p *Proxy) RateLimit() (upstream.RateLimit, bool) {
 		return rl.RateLimit()
 	}
 	return upstream.RateLimit{}, false
+}
+
+// Close stops fills that no client waits for any more (their partial
+// files are discarded), waits for them, and releases the upstream
+// client's connections. Call it after the HTTP server has drained.
+func (p *Proxy) Close() {
+	p.cancel()
+	p.wg.Wait()
+	if c, ok := p.o.Upstream.(interface{ Close() }); ok {
+		c.Close()
+	}
 }

@@ -395,6 +395,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	<-s.served
 	close(s.stop)
 	s.bg.Wait()
+	for _, p := range s.proxies {
+		p.Proxy.Close()
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
