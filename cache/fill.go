@@ -46,10 +46,24 @@ func (f *fill) progress(n int64) {
 	f.mu.Unlock()
 }
 
-// finish ends the fill: err == nil means the blob was verified and committed.
+// verify releases the held-back bytes: the content matched its digest.
+func (f *fill) verify() {
+	f.mu.Lock()
+	f.verified = true
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// finish ends the fill: err == nil means the blob was verified and
+// committed. A commit that fails after verification leaves verified set:
+// readers still got correct bytes; only the cache copy is lost.
 func (f *fill) finish(err error) {
 	f.mu.Lock()
-	f.done, f.err, f.verified = true, err, err == nil
+	f.done, f.err = true, err
+	if err == nil {
+		f.verified = true
+	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
@@ -141,13 +155,11 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			}
 			continue
 		}
-		if done {
-			if ferr != nil {
-				return sent, ferr
-			}
-			if target >= 0 && pos >= target {
-				return sent, nil
-			}
+		if verified && target >= 0 && pos >= target {
+			return sent, nil
+		}
+		if done && ferr != nil {
+			return sent, ferr
 		}
 		// About to wait for the upstream: push what the client has so far
 		// out of any response buffer, so bytes flow as they arrive.

@@ -49,9 +49,16 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 	if d != "" && p.o.Now().Sub(checked) < p.o.TagTTL {
 		// The hot path (a fresh tag): one index read, and for a HEAD no
 		// file access at all.
-		if head && rec != nil && acceptable(rec.MediaType, accept) {
-			p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
-			return Manifest{Digest: d, MediaType: rec.MediaType, Size: rec.Size, Source: SourceHit}, nil
+		if rec != nil && acceptable(rec.MediaType, accept) {
+			m := Manifest{Digest: d, MediaType: rec.MediaType, Size: rec.Size, Source: SourceHit}
+			body, ok := p.bodies.get(d)
+			if head || ok {
+				if !head {
+					m.Body = body
+				}
+				p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
+				return m, nil
+			}
 		}
 		if m, ok, err := p.cachedManifest(canon, d, accept, head); err != nil || ok {
 			if ok {
@@ -152,7 +159,12 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 		return Manifest{}, err
 	}
 	p.log.Info("cached manifest", "repo", repo, "ref", ref.String(), "digest", d, "media_type", mt)
-	p.o.Metrics.CacheResult(p.o.Name, "manifest", string(SourceMiss))
+	kind := "manifest"
+	if ref.Tag != "" {
+		kind = "tag" // a tag miss, counted with the tag's hits
+	}
+	p.o.Metrics.CacheResult(p.o.Name, kind, string(SourceMiss))
+	p.bodies.put(d, body)
 	m := Manifest{Digest: d, MediaType: mt, Size: int64(len(body)), Source: SourceMiss}
 	if !head {
 		m.Body = body
@@ -233,6 +245,10 @@ func (p *Proxy) cachedManifest(canon string, d oci.Digest, accept []string, head
 		}
 		return m, true, nil
 	}
+	if body, ok := p.bodies.get(d); ok {
+		m.Body = body
+		return m, true, nil
+	}
 	f, _, err := p.o.Store.Open(d)
 	if err != nil {
 		return Manifest{}, false, nil
@@ -242,6 +258,7 @@ func (p *Proxy) cachedManifest(canon string, d oci.Digest, accept []string, head
 	if err != nil {
 		return Manifest{}, false, err
 	}
+	p.bodies.put(d, body)
 	m.Body = body
 	return m, true, nil
 }

@@ -63,6 +63,8 @@ type Proxy struct {
 
 	tagsMu sync.Mutex
 	tags   map[string]tagPage
+
+	bodies *bodyCache
 }
 
 type tagPage struct {
@@ -86,7 +88,7 @@ func New(o Options) *Proxy {
 		o.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}, ctx: ctx, cancel: cancel}
+	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}, ctx: ctx, cancel: cancel, bodies: newBodyCache(16 << 20)}
 }
 
 // Name is the proxy's name.
@@ -333,10 +335,16 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 		body.Close()
 		body = next
 	}
-	if err := w.Commit(f.digest, size); err != nil {
+	if err := w.Verify(f.digest, size); err != nil {
 		return fmt.Errorf("upstream sent bad content for %s: %w", f.digest, err)
 	}
-	p.o.Metrics.UpstreamBytes(p.o.Name, w.Size())
+	// Readers may finish now; making the copy durable (fsync, rename,
+	// index) need not delay them.
+	f.verify()
+	if err := w.Commit(f.digest, size); err != nil {
+		return fmt.Errorf("caching %s: %w", f.digest, err)
+	}
+	p.o.Metrics.CacheFilled(p.o.Name, w.Size())
 	now := p.o.Now()
 	return p.o.Index.Update(ctx, func(tx *index.Txn) error {
 		if _, err := tx.Blob(f.digest); errors.Is(err, index.ErrNotFound) {

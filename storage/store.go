@@ -151,6 +151,17 @@ func (w *Writer) Commit(d oci.Digest, size int64) error {
 	if w.done {
 		return errors.New("storage: writer already finished")
 	}
+	if err := w.Verify(d, size); err != nil {
+		return err
+	}
+	return w.s.publish(w, d)
+}
+
+// Verify checks the bytes written so far against d (and size, when >= 0)
+// without publishing them. A streaming reader may release the bytes to
+// clients once this passes: they are right, whether or not the durable
+// commit that follows succeeds.
+func (w *Writer) Verify(d oci.Digest, size int64) error {
 	if size >= 0 && w.n != size {
 		return oci.Errorf(oci.CodeSizeInvalid, "got %d bytes, expected %d", w.n, size)
 	}
@@ -160,7 +171,7 @@ func (w *Writer) Commit(d oci.Digest, size int64) error {
 	if got := oci.FromHash(w.alg, w.h); got != d {
 		return oci.Errorf(oci.CodeDigestInvalid, "content hashes to %s, not %s", got, d)
 	}
-	return w.s.publish(w, d)
+	return nil
 }
 
 // Digest is what the bytes written so far hash to.
