@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/wharf-registry/wharf/oci"
@@ -114,6 +115,19 @@ func (f *fill) waitReady(ctx context.Context) error {
 func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []byte) (int64, error) {
 	pos := start
 	var sent int64
+	// A writer that can take a file (an HTTP response: sendfile) gets a
+	// handle of its own, with its own offset, so the kernel copies and
+	// concurrent readers do not share a position.
+	var own *os.File
+	if _, ok := w.(io.ReaderFrom); ok {
+		f.mu.Lock()
+		shared := f.file
+		f.mu.Unlock()
+		if h, err := reopen(shared); err == nil {
+			own = h
+			defer own.Close()
+		}
+	}
 	for {
 		f.mu.Lock()
 		written, done, verified, ferr, ch, file := f.written, f.done, f.verified, f.err, f.changed, f.file
@@ -135,6 +149,18 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		}
 		if !verified && (target < 0 || limit >= target) {
 			limit-- // hold back the final byte until verified
+		}
+		if pos < limit && own != nil {
+			if _, err := own.Seek(pos, io.SeekStart); err != nil {
+				return sent, err
+			}
+			k, err := io.Copy(w, io.LimitReader(own, limit-pos))
+			pos += k
+			sent += k
+			if err != nil {
+				return sent, err
+			}
+			continue
 		}
 		if pos < limit {
 			n := limit - pos
@@ -172,4 +198,13 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			return sent, ctx.Err()
 		}
 	}
+}
+
+// reopen opens a second handle on the file f has open. It works after the
+// file was renamed or unlinked, because it goes through /proc.
+func reopen(f *os.File) (*os.File, error) {
+	if f == nil {
+		return nil, os.ErrInvalid
+	}
+	return os.Open("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 }
