@@ -56,6 +56,7 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 				if !head {
 					m.Body = body
 				}
+				p.o.Lifecycle.touched(d)
 				p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
 				return m, nil
 			}
@@ -145,6 +146,9 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 			rec.Subject = &sd
 		}
 		if err := tx.PutManifest(canon, rec); err != nil {
+			return err
+		}
+		if err := pinFor(tx, p.o.Pins, canon, ref.Tag, d, parsed); err != nil {
 			return err
 		}
 		if ref.Tag != "" {
@@ -239,6 +243,7 @@ func (p *Proxy) cachedManifest(canon string, d oci.Digest, accept []string, head
 		return Manifest{}, false, err
 	}
 	m := Manifest{Digest: d, MediaType: rec.MediaType, Size: rec.Size, Source: SourceHit}
+	p.o.Lifecycle.touched(d)
 	if head {
 		if _, err := p.o.Store.Stat(d); err != nil {
 			return Manifest{}, false, nil // bytes gone: treat as a miss

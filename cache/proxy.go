@@ -45,6 +45,11 @@ type Options struct {
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 	Now         func() time.Time
+	// Lifecycle, when set, records reads for LRU eviction and keeps blobs
+	// in use from being evicted.
+	Lifecycle *Lifecycle
+	// Pins are the config's pin rules; matching images are never evicted.
+	Pins []PinRule
 }
 
 // Proxy caches one upstream registry.
@@ -123,6 +128,7 @@ type Blob struct {
 // Close releases the blob.
 func (b *Blob) Close() error {
 	if b.File != nil {
+		b.proxy.o.Lifecycle.release(b.Digest)
 		return b.File.Close()
 	}
 	if b.fill != nil {
@@ -234,14 +240,18 @@ func (p *Proxy) openCached(ctx context.Context, repo, canon string, d oci.Digest
 			return nil, err
 		}
 	}
+	p.o.Lifecycle.acquire(d)
 	f, size, err := p.o.Store.Open(d)
 	if errors.Is(err, oci.ErrBlobUnknown) {
 		// Indexed but gone from disk (evicted or lost): fetch it again.
+		p.o.Lifecycle.release(d)
 		return nil, nil
 	}
 	if err != nil {
+		p.o.Lifecycle.release(d)
 		return nil, err
 	}
+	p.o.Lifecycle.touched(d)
 	return &Blob{Digest: d, Size: size, Source: SourceHit, File: f, proxy: p}, nil
 }
 
@@ -265,6 +275,8 @@ func (p *Proxy) joinOrStart(repo, canon string, d oci.Digest) (*fill, bool) {
 func (p *Proxy) run(f *fill, repo string) {
 	defer p.wg.Done()
 	defer f.release()
+	p.o.Lifecycle.acquire(f.digest)
+	defer p.o.Lifecycle.release(f.digest)
 	ctx, cancel := context.WithTimeout(p.ctx, p.o.FillTimeout)
 	defer cancel()
 	start := p.o.Now()
@@ -280,6 +292,7 @@ func (p *Proxy) run(f *fill, repo string) {
 		p.log.Warn("upstream blob fetch failed; nothing cached", "repo", repo, "digest", f.digest, "err", err)
 		return
 	}
+	p.o.Lifecycle.Kick()
 	p.log.Info("cached blob", "repo", repo, "digest", f.digest, "bytes", f.written, "clients_joined", joined,
 		"duration", p.o.Now().Sub(start).Round(time.Millisecond))
 }

@@ -27,6 +27,8 @@ type Config struct {
 	Log     Log      `yaml:"log"`
 	Hosted  []Hosted `yaml:"hosted"`
 	Proxies []Proxy  `yaml:"proxies"`
+	Cache   Cache    `yaml:"cache,omitempty"`
+	Metrics Metrics  `yaml:"metrics,omitempty"`
 
 	// HostAll makes every repository name hosted (tests and embedders;
 	// not settable from YAML).
@@ -233,6 +235,8 @@ func (c *Config) Validate() error {
 		seen[h.Name] = key
 	}
 	c.validateProxies(add, seen)
+	c.validateCache(add)
+	c.validateMetrics(add)
 	names := make([]string, 0, len(seen))
 	for n := range seen {
 		names = append(names, n)
@@ -256,6 +260,7 @@ func (c *Config) Sanitize() *Config {
 	cp := *c
 	cp.Hosted = append([]Hosted(nil), c.Hosted...)
 	cp.Proxies = append([]Proxy(nil), c.Proxies...)
+	cp.Cache.Pin = append([]string(nil), c.Cache.Pin...)
 	for i := range cp.Proxies {
 		if cp.Proxies[i].Password != "" {
 			cp.Proxies[i].Password = "******"

@@ -58,9 +58,9 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal(&s); err != nil {
 		return err
 	}
-	v, err := time.ParseDuration(s)
+	v, err := ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (use e.g. 30s, 5m, 1h)", s)
+		return err
 	}
 	*d = Duration(v)
 	return nil

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests start as real processes: Debian packages
-# (docker, Distribution, skopeo, containerd, a static busybox) and the OCI
+# (docker, Distribution, skopeo, containerd, a static busybox, Prometheus) and the OCI
 # conformance program. Idempotent: installs only what is missing, prints one
 # line per thing installed, and runs `apt-get update` at most once.
 set -euo pipefail
@@ -15,6 +15,7 @@ DEB_PACKAGES=(
 	skopeo           # /usr/bin/skopeo
 	containerd       # /usr/bin/containerd, /usr/bin/ctr
 	busybox-static   # /bin/busybox, packed into the runnable test image
+	prometheus       # /usr/bin/prometheus scrapes wharf, /usr/bin/promtool lints /metrics
 )
 
 # Go programs installed into $ROOT/.cache/bin: "binary module@version".

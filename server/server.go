@@ -84,20 +84,27 @@ type Server struct {
 	blobCopy string
 	metrics  *metrics.Metrics
 
-	mu      sync.Mutex
-	state   State
-	started time.Time
-	lastErr error
-	addr    string
-	lock    *os.File
-	idx     *index.Index
-	store   *storage.Store
-	hosted  *hosted.Service
-	proxies []registry.ProxyNamespace
-	http    *http.Server
-	stop    chan struct{}
-	bg      sync.WaitGroup
-	served  chan struct{}
+	mu         sync.Mutex
+	state      State
+	started    time.Time
+	lastErr    error
+	addr       string
+	lock       *os.File
+	idx        *index.Index
+	store      *storage.Store
+	hosted     *hosted.Service
+	proxies    []registry.ProxyNamespace
+	http       *http.Server
+	stop       chan struct{}
+	bg         sync.WaitGroup
+	life       *cache.Lifecycle
+	admin      *adminListener
+	lifeCancel context.CancelFunc
+	lifeDone   chan struct{}
+	served     chan struct{}
+	watches    []*upstreamWatch // one per proxy, in config order
+	ops        *opsListener     // nil unless metrics.listen is set
+	usage      *usageCache
 
 	subMu  sync.Mutex
 	subs   map[int]chan Event
@@ -113,7 +120,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", subs: map[int]chan Event{}}
+	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", subs: map[int]chan Event{}, usage: newUsageCache()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -121,6 +128,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.metrics = metrics.New(s.version)
+	s.metrics.SetState(s.metricsState)
 	return s, nil
 }
 
@@ -159,12 +167,39 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.idx, err = index.Open(filepath.Join(dir, "index"), index.Options{Logger: s.log}); err != nil {
 		return err
 	}
-	rep, err := index.Reconcile(ctx, s.idx, s.store)
-	if err != nil {
-		return fmt.Errorf("reconciling index with %s: %w", dir, err)
+	// After a clean stop the index and the files agree: skip the walk of
+	// every blob, which is what makes a large cache slow to start. After a
+	// crash (no marker), reconcile fully.
+	clean := filepath.Join(dir, cleanMarker)
+	if _, statErr := os.Stat(clean); statErr == nil {
+		os.Remove(clean)
+		if n, err := s.store.CleanTemp(); err != nil {
+			return err
+		} else if n > 0 {
+			s.log.Warn("removed temp files left by the last run", "count", n)
+		}
+	} else {
+		s.log.Info("last stop was not clean (or this is the first start): checking the index against the blob files")
+		rep, err := index.Reconcile(ctx, s.idx, s.store)
+		if err != nil {
+			return fmt.Errorf("reconciling index with %s: %w", dir, err)
+		}
+		s.logReconcile(rep)
 	}
-	s.logReconcile(rep)
 	s.hosted = hosted.New(s.store, s.idx, s.log)
+	s.life = cache.NewLifecycle(cache.LifecycleOptions{
+		Index: s.idx, Store: s.store, Logger: s.log, Metrics: s.metrics,
+		Budget: cache.Budget{
+			MaxSize:   int64(s.cfg.Cache.MaxSize),
+			High:      s.cfg.Cache.HighWatermark,
+			Low:       s.cfg.Cache.LowWatermark,
+			MaxUnused: s.cfg.Cache.MaxUnused.Std(),
+		},
+		OnEvict: func(r cache.EvictReport) {
+			s.publish(Event{Time: time.Now(), Type: "evict", Bytes: r.Bytes,
+				Message: fmt.Sprintf("evicted %d blobs (%d bytes, reason %s); proxied content now %d of %d bytes", r.Blobs, r.Bytes, r.Reason, r.UsedAfter, r.Budget)})
+		},
+	})
 	if s.proxies, err = s.buildProxies(); err != nil {
 		return err
 	}
@@ -174,8 +209,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Info("removed abandoned uploads", "count", n)
 	}
 
+	ops, err := s.listenOps()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		ops.close()
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
 	s.addr = ln.Addr().String()
@@ -197,14 +237,43 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.mu.Unlock()
 		}
 	}()
-	s.bg.Add(1)
+	s.ops = ops
+	ops.serve(s.log)
+	s.bg.Add(2)
 	go s.housekeeping()
+	go func(idx *index.Index) {
+		defer s.bg.Done()
+		s.usage.run(idx, s.stop)
+	}(s.idx)
+	if s.admin, err = s.listenAdmin(); err != nil {
+		s.log.Warn("admin socket unavailable; `wharf cache` commands will not reach this server", "err", err)
+	}
+	lctx, lcancel := context.WithCancel(context.Background())
+	s.lifeCancel, s.lifeDone = lcancel, make(chan struct{})
+	go func() {
+		defer close(s.lifeDone)
+		s.life.Run(lctx, lifecycleInterval)
+	}()
 	s.state, s.started, s.lastErr = StateRunning, time.Now(), nil
+	if ops != nil {
+		s.log.Info("serving /metrics on its own address", "metrics_addr", ops.addr)
+	}
 	s.log.Info("wharf is serving", "addr", s.addr, "data_dir", dir, "hosted", s.hostedDesc(), "proxies", s.proxiesDesc(), "version", s.version)
 	return nil
 }
 
 const uploadMaxAge = 24 * time.Hour
+
+// cleanMarker is written by a clean Shutdown and removed by Start.
+const cleanMarker = "CLEAN"
+
+// lifecycleInterval is how often access times are saved and the cache
+// budget checked (a fill that grows the cache also triggers a check).
+const lifecycleInterval = 10 * time.Second
+
+// Lifecycle exposes the cache lifecycle (eviction, access times) for the
+// admin API and the desktop app.
+func (s *Server) Lifecycle() *cache.Lifecycle { return s.life }
 
 func (s *Server) hostedDesc() string {
 	if s.cfg.HostAll {
@@ -243,11 +312,19 @@ func (s *Server) proxiesDesc() string {
 // buildProxies makes one upstream client and one cache per configured proxy.
 func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 	var out []registry.ProxyNamespace
+	pins, err := pinRules(s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.watches = nil
 	for _, pc := range s.cfg.Proxies {
 		pw, err := pc.ResolvePassword()
 		if err != nil {
 			return nil, err
 		}
+		watch := newUpstreamWatch(s.metrics, pc.Name)
+		s.watches = append(s.watches, watch)
+		s.metrics.InitProxy(pc.Name)
 		up, err := upstream.New(upstream.Config{
 			Name:      pc.Name,
 			URL:       pc.Upstream,
@@ -258,6 +335,7 @@ func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 			DockerHub: pc.IsDockerHub(),
 			Timeout:   pc.Timeout.Std(),
 			Logger:    s.log.With("upstream", pc.Name),
+			Observer:  watch,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("proxy %s: %w", pc.Name, err)
@@ -268,13 +346,15 @@ func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 			DockerHub: pc.IsDockerHub(),
 			Hosts:     pc.Hosts(),
 			Proxy: cache.New(cache.Options{
-				Name:     pc.Name,
-				Upstream: up,
-				Store:    s.store,
-				Index:    s.idx,
-				TagTTL:   pc.TagTTL.Std(),
-				Logger:   s.log,
-				Metrics:  s.metrics,
+				Name:      pc.Name,
+				Upstream:  up,
+				Store:     s.store,
+				Index:     s.idx,
+				TagTTL:    pc.TagTTL.Std(),
+				Lifecycle: s.life,
+				Pins:      pins,
+				Logger:    s.log,
+				Metrics:   s.metrics,
 			}),
 		})
 	}
@@ -308,33 +388,15 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", api)
 	mux.Handle("/v2", api)
-	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", s.ready)
+	// With metrics.listen set, /metrics moves to that listener; health
+	// and status answer on both.
+	s.opsRoutes(mux, s.cfg.Metrics.Listen == "")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
 	})
 	return mux
-}
-
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	st := s.state
-	s.mu.Unlock()
-	if st != StateRunning {
-		http.Error(w, "not ready: "+string(st), http.StatusServiceUnavailable)
-		return
-	}
-	f, err := os.CreateTemp(filepath.Join(s.cfg.DataDir, "tmp"), "ready-*")
-	if err != nil {
-		http.Error(w, "not ready: data dir not writable: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	f.Close()
-	os.Remove(f.Name())
-	w.Write([]byte("ok\n"))
 }
 
 func hostedNames(c *config.Config) []string {
@@ -388,21 +450,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.state = StateStopping
 	s.mu.Unlock()
 
+	s.admin.close(ctx)
+	s.admin = nil
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		s.http.Close()
 	}
 	<-s.served
+	s.ops.shutdown(ctx)
 	close(s.stop)
 	s.bg.Wait()
 	for _, p := range s.proxies {
 		p.Proxy.Close()
 	}
+	s.lifeCancel()
+	<-s.lifeDone
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cerr := s.closeStores(); err == nil {
 		err = cerr
+		if cerr == nil {
+			os.WriteFile(filepath.Join(s.cfg.DataDir, cleanMarker), []byte("wharf stopped cleanly; the next start skips the full index check\n"), 0o640)
+		}
 	}
 	s.state = StateStopped
 	s.log.Info("wharf stopped")

@@ -16,7 +16,13 @@ import (
 // are never sent to a host other than the registry's (Docker Hub hands
 // blobs to a CDN). The body is not verified here: the caller hashes what it
 // stores. A read that waits longer than IdleTimeout fails with Timeout.
-func (c *Client) GetBlob(ctx context.Context, repo, digest string, offset int64) (io.ReadCloser, int64, error) {
+func (c *Client) GetBlob(ctx context.Context, repo, digest string, offset int64) (body io.ReadCloser, size int64, err error) {
+	defer func() {
+		c.observe("blob", err)
+		if err == nil {
+			body = observedBlob{body, c}
+		}
+	}()
 	op := "GET blob " + repo + "@" + digest
 	name, err := c.repoName(op, repo)
 	if err != nil {
@@ -29,7 +35,7 @@ func (c *Client) GetBlob(ctx context.Context, repo, digest string, offset int64)
 		return nil, 0, c.invalid(op, "negative offset")
 	}
 	op = "GET blob " + name + "@" + digest
-	body, size, err := c.getBlob(ctx, op, name, digest, offset, offset > 0)
+	body, size, err = c.getBlob(ctx, op, name, digest, offset, offset > 0)
 	if e, ok := errors.AsType[*Error](err); ok && offset > 0 && e.Status == http.StatusRequestedRangeNotSatisfiable {
 		// Some registries reject an open-ended Range; fetch it all and
 		// skip the prefix instead.
@@ -82,7 +88,8 @@ func (c *Client) getBlob(ctx context.Context, op, name, digest string, offset in
 }
 
 // HeadBlob returns a blob's size, or -1 when the upstream does not say.
-func (c *Client) HeadBlob(ctx context.Context, repo, digest string) (int64, error) {
+func (c *Client) HeadBlob(ctx context.Context, repo, digest string) (_ int64, err error) {
+	defer func() { c.observe("blob", err) }()
 	op := "HEAD blob " + repo + "@" + digest
 	name, err := c.repoName(op, repo)
 	if err != nil {

@@ -61,6 +61,9 @@ type Config struct {
 	// Insecure only configure the default transport, so they cannot be
 	// combined with it.
 	Transport http.RoundTripper
+	// Observer, when set, is told of every exchange, failure and body byte
+	// (metrics). Nil observes nothing.
+	Observer Observer
 }
 
 // LogValue keeps credentials out of logs when a Config is logged.
@@ -102,6 +105,7 @@ type Client struct {
 
 	auth *authenticator
 	rate atomic.Pointer[RateLimit]
+	obs  Observer
 }
 
 // New validates cfg, applies defaults and returns a Client. It does no I/O
@@ -150,6 +154,10 @@ func New(cfg Config) (*Client, error) {
 		log:           cfg.Logger,
 		rt:            cfg.Transport,
 		now:           time.Now,
+		obs:           cfg.Observer,
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
 	}
 	if c.name == "" {
 		c.name = u.Host

@@ -58,7 +58,8 @@ func manifestOp(verb, repo, ref string) string {
 // manifest. On Docker Hub a HEAD does not count against the pull rate limit.
 // If the upstream leaves out the digest, size or media type, it falls back
 // to GetManifest.
-func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []string) (Descriptor, error) {
+func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []string) (_ Descriptor, err error) {
+	defer func() { c.observe("manifest", err) }()
 	op := manifestOp("HEAD", repo, ref)
 	name, err := c.repoName(op, repo)
 	if err != nil {
@@ -88,7 +89,7 @@ func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []st
 		return Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest is %d bytes, limit %d", d.Size, MaxManifestSize))
 	}
 	if !validDigest(d.Digest) || d.Size < 0 || genericType(d.MediaType) {
-		_, d, err := c.GetManifest(ctx, repo, ref, accept)
+		_, d, err := c.getManifest(ctx, repo, ref, accept)
 		return d, err
 	}
 	return d, nil
@@ -98,6 +99,12 @@ func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []st
 // returned digest is always the body's: when ref is a digest the body must
 // match it, and a Docker-Content-Digest header must match the body.
 func (c *Client) GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, Descriptor, error) {
+	body, d, err := c.getManifest(ctx, repo, ref, accept)
+	c.observe("manifest", err)
+	return body, d, err
+}
+
+func (c *Client) getManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, Descriptor, error) {
 	op := manifestOp("GET", repo, ref)
 	name, err := c.repoName(op, repo)
 	if err != nil {

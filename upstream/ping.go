@@ -9,7 +9,8 @@ import (
 // credentials (or anonymous access) are accepted: GET /v2/, answering its
 // challenge. It is tried once, without retries, so a health check reports
 // the present state.
-func (c *Client) Ping(ctx context.Context) error {
+func (c *Client) Ping(ctx context.Context) (err error) {
+	defer func() { c.observe("ping", err) }()
 	resp, err := c.do(ctx, request{
 		op:      "ping",
 		method:  http.MethodGet,

@@ -168,11 +168,20 @@ func (c *Client) attempt(ctx context.Context, r request) (*http.Response, error)
 func (c *Client) send(ctx context.Context, req *http.Request, op string) (*http.Response, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(c.timeout, func() { cancel(errHeaderTimeout) })
+	start := time.Now()
 	resp, err := c.rt.RoundTrip(req.WithContext(actx))
 	timer.Stop()
 	if err == nil && actx.Err() != nil {
 		resp.Body.Close()
 		err = context.Cause(actx)
+	}
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+	}
+	if err == nil || ctx.Err() == nil {
+		// A caller that hung up says nothing about the upstream.
+		c.obs.Exchange(endpointOf(op), req.Method, status, time.Since(start))
 	}
 	if err != nil {
 		cause := context.Cause(actx)
@@ -207,6 +216,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.c.idleTimeout)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
+	if n > 0 {
+		b.c.obs.Received(int64(n))
+	}
 	if err != nil && err != io.EOF {
 		err = b.c.transportError(b.op, b.ctx, context.Cause(b.actx), err)
 	}

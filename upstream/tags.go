@@ -16,7 +16,8 @@ const maxTagsBody = 16 << 20
 // Tags lists one page of repo's tags. n <= 0 lets the upstream pick the page
 // size; last continues after that tag. The second result is the "last" value
 // of the upstream's next-page Link, or "" on the final page.
-func (c *Client) Tags(ctx context.Context, repo string, n int, last string) ([]string, string, error) {
+func (c *Client) Tags(ctx context.Context, repo string, n int, last string) (_ []string, _ string, err error) {
+	defer func() { c.observe("tags", err) }()
 	op := "GET tags " + repo
 	name, err := c.repoName(op, repo)
 	if err != nil {

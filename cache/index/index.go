@@ -42,7 +42,22 @@ type BlobRecord struct {
 	// Origin is the namespace kind that brought the blob: "hosted" or a
 	// proxy's name.
 	Origin string `json:"origin,omitempty"`
+	// Hits counts reads (batched, so it trails by a few seconds).
+	Hits int64 `json:"hits,omitempty"`
 }
+
+// Evictable reports whether the record is proxied content, which the
+// cache may drop and fetch again. Hosted and recovered blobs are never
+// evicted: their only copy is here.
+func (r BlobRecord) Evictable() bool {
+	return r.Origin != "" && r.Origin != OriginHosted && r.Origin != OriginRecovered
+}
+
+// Origins of blobs that are not a proxy's.
+const (
+	OriginHosted    = "hosted"
+	OriginRecovered = "recovered"
+)
 
 // ManifestRecord describes a manifest stored in a repository. The bytes
 // are a blob in storage, under the same digest.
@@ -211,7 +226,22 @@ func (tx *Txn) Blob(d oci.Digest) (BlobRecord, error) {
 }
 
 // PutBlob writes a blob record.
-func (tx *Txn) PutBlob(r BlobRecord) error { return tx.setJSON(pBlob+string(r.Digest), r) }
+// It keeps the usage counters and the least-recently-used order in step.
+func (tx *Txn) PutBlob(r BlobRecord) error {
+	old, err := tx.Blob(r.Digest)
+	switch {
+	case err == nil:
+		if err := tx.forget(old); err != nil {
+			return err
+		}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := tx.remember(r); err != nil {
+		return err
+	}
+	return tx.setJSON(pBlob+string(r.Digest), r)
+}
 
 // DeleteBlob removes a blob record and all its links.
 func (tx *Txn) DeleteBlob(d oci.Digest) error {
@@ -227,6 +257,16 @@ func (tx *Txn) DeleteBlob(d oci.Digest) error {
 		if err := tx.UnlinkBlob(r, d); err != nil {
 			return err
 		}
+	}
+	rec, err := tx.Blob(d)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.forget(rec); err != nil {
+		return err
 	}
 	return tx.del(pBlob + string(d))
 }

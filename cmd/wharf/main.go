@@ -29,6 +29,8 @@ Usage:
   wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]   run the registry
   wharf config check FILE                                          validate a config and print it (secrets masked)
   wharf fsck [--data-dir DIR] [--repair]                           verify every stored blob against its digest
+  wharf status [--url URL] [--json]                                summarise a running server: cache, upstreams, storage
+  wharf cache stats|ls|evict|pin|unpin                             inspect and manage the cache of a running server
   wharf version                                                    print the version
 
 Run 'wharf COMMAND --help' for the flags of a command.
@@ -55,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "fsck":
 		err = cmdFsck(args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "cache":
+		err = cmdCache(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wharf %s\n", version)
 	case "help", "-h", "--help":
@@ -90,14 +96,30 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parse accepts flags before and after arguments (`wharf cache pin
+// alpine --data-dir d` as well as `--data-dir d alpine`); a lone "--"
+// ends flags.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{err}
 		}
-		return usageError{err}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 func defaultDataDir() string {

@@ -1,0 +1,381 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/metrics"
+	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/storage"
+)
+
+// Budget bounds what proxies may keep on disk.
+type Budget struct {
+	// MaxSize is the most proxied content may take, in bytes (0: no limit).
+	MaxSize int64
+	// High and Low are watermarks as fractions of MaxSize: eviction starts
+	// above High and stops below Low, so it runs in batches rather than
+	// one blob per fill.
+	High, Low float64
+	// MaxUnused evicts content not read for this long (0: never).
+	MaxUnused time.Duration
+}
+
+// Lifecycle tracks reads of cached blobs (batched), keeps blobs in use
+// from eviction, and evicts least-recently-used proxied content to stay
+// within the budget. One Lifecycle serves every proxy of a server.
+type Lifecycle struct {
+	idx     *index.Index
+	store   *storage.Store
+	budget  Budget
+	log     *slog.Logger
+	m       *metrics.Metrics
+	now     func() time.Time
+	onEvict func(EvictReport)
+
+	mu      sync.Mutex
+	active  map[oci.Digest]int
+	touches map[oci.Digest]touch
+	kick    chan struct{}
+}
+
+type touch struct {
+	last time.Time
+	hits int64
+}
+
+// LifecycleOptions configure NewLifecycle.
+type LifecycleOptions struct {
+	Index   *index.Index
+	Store   *storage.Store
+	Budget  Budget
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+	// OnEvict is told after every eviction pass that removed something.
+	OnEvict func(EvictReport)
+}
+
+// NewLifecycle makes a Lifecycle; call Run to start its loop.
+func NewLifecycle(o LifecycleOptions) *Lifecycle {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	b := o.Budget
+	if b.High <= 0 || b.High > 1 {
+		b.High = 0.95
+	}
+	if b.Low <= 0 || b.Low >= b.High {
+		b.Low = b.High - 0.10
+	}
+	return &Lifecycle{idx: o.Index, store: o.Store, budget: b, log: o.Logger, m: o.Metrics, now: o.Now, onEvict: o.OnEvict,
+		active: map[oci.Digest]int{}, touches: map[oci.Digest]touch{}, kick: make(chan struct{}, 1)}
+}
+
+// Budget is the budget in force.
+func (l *Lifecycle) Budget() Budget { return l.budget }
+
+// acquire marks d as being read or written; release undoes it.
+func (l *Lifecycle) acquire(d oci.Digest) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.active[d]++
+	l.mu.Unlock()
+}
+
+func (l *Lifecycle) release(d oci.Digest) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.active[d]--; l.active[d] <= 0 {
+		delete(l.active, d)
+	}
+	l.mu.Unlock()
+}
+
+func (l *Lifecycle) inUse(d oci.Digest) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active[d] > 0
+}
+
+// touched records a read of d; it reaches the index with the next flush,
+// so the hot path costs a map update, not a database write.
+func (l *Lifecycle) touched(d oci.Digest) {
+	if l == nil {
+		return
+	}
+	now := l.now()
+	l.mu.Lock()
+	t := l.touches[d]
+	t.last = now
+	t.hits++
+	l.touches[d] = t
+	n := len(l.touches)
+	l.mu.Unlock()
+	if n >= 10000 {
+		l.Kick()
+	}
+}
+
+// Kick asks the loop to flush and check the budget soon.
+func (l *Lifecycle) Kick() {
+	if l == nil {
+		return
+	}
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush writes batched access times to the index.
+func (l *Lifecycle) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	batch := l.touches
+	l.touches = map[oci.Digest]touch{}
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	type item struct {
+		d oci.Digest
+		t touch
+	}
+	items := make([]item, 0, len(batch))
+	for d, t := range batch {
+		items = append(items, item{d, t})
+	}
+	for len(items) > 0 {
+		n := min(len(items), 500)
+		chunk := items[:n]
+		items = items[n:]
+		err := l.idx.Update(ctx, func(tx *index.Txn) error {
+			for _, it := range chunk {
+				if err := tx.Touch(it.d, it.t.last, it.t.hits); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run flushes access times and enforces the budget every interval (and
+// when kicked) until ctx ends, flushing once more on the way out.
+func (l *Lifecycle) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := l.Flush(fctx); err != nil {
+				l.log.Warn("saving access times failed", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		case <-l.kick:
+		}
+		if err := l.Flush(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("saving access times failed", "err", err)
+		}
+		if _, err := l.Enforce(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("eviction failed", "err", err)
+		}
+	}
+}
+
+// EvictReport says what an eviction pass removed.
+type EvictReport struct {
+	Blobs      int
+	Bytes      int64
+	UsedBefore int64
+	UsedAfter  int64
+	Budget     int64
+	Reason     string // "size" or "unused"
+}
+
+// ProxiedUsage is the bytes and count of all proxied content.
+func (l *Lifecycle) ProxiedUsage() (index.Usage, error) {
+	var total index.Usage
+	err := l.idx.View(func(tx *index.Txn) error {
+		all, err := tx.Usages()
+		for origin, u := range all {
+			if (index.BlobRecord{Origin: origin}).Evictable() {
+				total.Bytes += u.Bytes
+				total.Count += u.Count
+			}
+		}
+		return err
+	})
+	return total, err
+}
+
+// Enforce evicts content unused for longer than MaxUnused, then least
+// recently used content while usage is above the high watermark, down to
+// the low one.
+func (l *Lifecycle) Enforce(ctx context.Context) ([]EvictReport, error) {
+	var reps []EvictReport
+	if l.budget.MaxUnused > 0 {
+		rep, err := l.evict(ctx, "unused", l.now().Add(-l.budget.MaxUnused), -1)
+		if err != nil {
+			return reps, err
+		}
+		if rep.Blobs > 0 {
+			reps = append(reps, rep)
+		}
+	}
+	if l.budget.MaxSize > 0 {
+		u, err := l.ProxiedUsage()
+		if err != nil {
+			return reps, err
+		}
+		if float64(u.Bytes) > l.budget.High*float64(l.budget.MaxSize) {
+			target := int64(l.budget.Low * float64(l.budget.MaxSize))
+			rep, err := l.evict(ctx, "size", time.Time{}, u.Bytes-target)
+			if err != nil {
+				return reps, err
+			}
+			if rep.Blobs > 0 {
+				reps = append(reps, rep)
+			}
+		}
+	}
+	return reps, nil
+}
+
+// EvictUnusedFor evicts everything not read for d (wharf cache evict --unused-for).
+func (l *Lifecycle) EvictUnusedFor(ctx context.Context, d time.Duration) (EvictReport, error) {
+	if err := l.Flush(ctx); err != nil {
+		return EvictReport{}, err
+	}
+	return l.evict(ctx, "unused", l.now().Add(-d), -1)
+}
+
+// evict removes least-recently-used blobs last read before `before` (zero:
+// any time) until `free` bytes are gone (negative: no byte limit).
+func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, free int64) (EvictReport, error) {
+	before0, _ := l.ProxiedUsage()
+	rep := EvictReport{Reason: reason, UsedBefore: before0.Bytes, Budget: l.budget.MaxSize}
+	// Walk the LRU order in windows: collect candidates with a read
+	// transaction, then remove each with its own small write.
+	var skip = map[oci.Digest]bool{}
+	for free < 0 || rep.Bytes < free {
+		var cands []oci.Digest
+		err := l.idx.View(func(tx *index.Txn) error {
+			return tx.EachLeastRecent(before, func(d oci.Digest, _ time.Time) (bool, error) {
+				if !skip[d] {
+					cands = append(cands, d)
+				}
+				return len(cands) < 256, nil
+			})
+		})
+		if err != nil {
+			return rep, err
+		}
+		if len(cands) == 0 {
+			break
+		}
+		for _, d := range cands {
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			if free >= 0 && rep.Bytes >= free {
+				break
+			}
+			n, ok, err := l.evictOne(ctx, d, before)
+			if err != nil {
+				return rep, err
+			}
+			if !ok {
+				skip[d] = true
+				continue
+			}
+			rep.Blobs++
+			rep.Bytes += n
+		}
+	}
+	after, _ := l.ProxiedUsage()
+	rep.UsedAfter = after.Bytes
+	if rep.Blobs > 0 {
+		l.log.Info("evicted cached content", "reason", reason, "blobs", rep.Blobs, "bytes", rep.Bytes,
+			"used_before", rep.UsedBefore, "used_after", rep.UsedAfter, "budget", l.budget.MaxSize)
+		l.m.Evicted("all", rep.Blobs, rep.Bytes)
+		if l.onEvict != nil {
+			l.onEvict(rep)
+		}
+	}
+	return rep, nil
+}
+
+// evictOne removes one blob unless it is pinned, in use, or was read
+// again since it was chosen. The file goes first: a crash in between
+// leaves a record without a file, which start-up reconciliation drops
+// (never a file the index forgot, which would be kept forever).
+func (l *Lifecycle) evictOne(ctx context.Context, d oci.Digest, before time.Time) (int64, bool, error) {
+	if l.inUse(d) {
+		return 0, false, nil
+	}
+	var rec index.BlobRecord
+	ok := false
+	err := l.idx.View(func(tx *index.Txn) error {
+		var err error
+		rec, err = tx.Blob(d)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		pinned, err := tx.Pinned(d)
+		ok = err == nil && !pinned && rec.Evictable() && (before.IsZero() || rec.LastAccess.Before(before))
+		return err
+	})
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if err := l.store.Delete(d); err != nil {
+		return 0, false, err
+	}
+	err = l.idx.Update(ctx, func(tx *index.Txn) error {
+		cur, err := tx.Blob(d)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !cur.LastAccess.Equal(rec.LastAccess) {
+			// Fetched again while we deleted the file: the new record
+			// describes a new file; leave it.
+			return nil
+		}
+		repos, err := tx.ManifestRepos(d)
+		if err != nil {
+			return err
+		}
+		for _, r := range repos {
+			if err := tx.DeleteManifest(r, d); err != nil && !errors.Is(err, index.ErrNotFound) {
+				return err
+			}
+		}
+		return tx.DeleteBlob(d)
+	})
+	return rec.Size, err == nil, err
+}

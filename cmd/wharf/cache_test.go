@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/server"
+)
+
+func TestCacheCommands(t *testing.T) {
+	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer origin.Close()
+	img, _ := random.Image(32<<10, 2)
+	oref, _ := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/library/alpine:3.20", name.Insecure)
+	if err := remote.Write(oref, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  access_log: false\nproxies:\n  - name: hub\n    upstream: %s\n    default: true\ncache:\n  max_size: 1GiB\n", dir, origin.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	pulled, _ := name.ParseReference(s.Addr()+"/alpine:3.20", name.Insecure)
+	got, err := remote.Image(pulled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := got.Layers()
+	for _, l := range ls {
+		rc, _ := l.Compressed()
+		io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := runCmd(append(args, "--data-dir", dir)...)
+		if code != 0 {
+			t.Fatalf("wharf %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	if out := run("cache", "stats"); !strings.Contains(out, "proxied content:") || !strings.Contains(out, "1.0 GiB") {
+		t.Errorf("stats:\n%s", out)
+	}
+	if out := run("cache", "ls", "--sort", "size"); !strings.Contains(out, "hub/library/alpine") {
+		t.Errorf("ls:\n%s", out)
+	}
+	if out := run("cache", "pin", "alpine:3.20"); !strings.Contains(out, "pinned hub/library/alpine:3.20") {
+		t.Errorf("pin: %s", out)
+	}
+	if out := run("cache", "evict", "--unused-for", "0s"); !strings.Contains(out, "evicted 0 blobs") {
+		t.Errorf("evict of pinned content: %s", out)
+	}
+	run("cache", "unpin", "hub/library/alpine:3.20")
+	if out := run("cache", "evict", "alpine:3.20"); strings.Contains(out, "evicted 0 blobs") {
+		t.Errorf("evict after unpin: %s", out)
+	}
+	// Clear errors for mistakes.
+	if code, _, errOut := runCmd("cache", "pin", "nope:1", "--data-dir", dir); code == 0 || !strings.Contains(errOut, "not cached") {
+		t.Errorf("pin of uncached image: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCmd("cache", "stats", "--data-dir", t.TempDir()); code == 0 || !strings.Contains(errOut, "no running wharf") {
+		t.Errorf("no server: %d %s", code, errOut)
+	}
+}

@@ -1,0 +1,220 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/oci"
+)
+
+// AdminSocket is the admin API's unix socket inside the data dir. Only
+// the user running wharf can connect (mode 0600), which is the
+// authentication: `wharf cache ...` run as that user on that machine.
+const AdminSocket = "admin.sock"
+
+type adminListener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+func (s *Server) listenAdmin() (*adminListener, error) {
+	p := filepath.Join(s.cfg.DataDir, AdminSocket)
+	if abs, err := filepath.Abs(p); err == nil && len(abs) >= 104 {
+		s.log.Warn("data dir path too long for the admin socket; `wharf cache` commands are unavailable", "path", abs)
+		return nil, nil
+	}
+	os.Remove(p) // a stale socket from a crash; the data dir lock says we own it
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a := &adminListener{ln: ln, srv: &http.Server{Handler: s.adminRoutes(), ReadHeaderTimeout: 10 * time.Second}}
+	go a.srv.Serve(ln)
+	return a, nil
+}
+
+func (a *adminListener) close(ctx context.Context) {
+	if a != nil {
+		a.srv.Shutdown(ctx)
+	}
+}
+
+func (s *Server) adminRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /cache/stats", s.adminJSON(func(r *http.Request) (any, error) { return s.CacheStats() }))
+	mux.HandleFunc("GET /cache/ls", s.adminJSON(func(r *http.Request) (any, error) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		return s.CacheList(r.URL.Query().Get("sort"), r.URL.Query().Get("proxy"), n)
+	}))
+	mux.HandleFunc("POST /cache/evict", s.adminJSON(func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		if u := q.Get("unused_for"); u != "" {
+			d, err := config.ParseDuration(u)
+			if err != nil {
+				return nil, err
+			}
+			return s.life.EvictUnusedFor(r.Context(), d)
+		}
+		return s.EvictImage(r.Context(), q.Get("image"))
+	}))
+	mux.HandleFunc("POST /cache/pin", s.adminJSON(func(r *http.Request) (any, error) {
+		return s.PinImage(r.Context(), r.URL.Query().Get("image"), true)
+	}))
+	mux.HandleFunc("POST /cache/unpin", s.adminJSON(func(r *http.Request) (any, error) {
+		return s.PinImage(r.Context(), r.URL.Query().Get("image"), false)
+	}))
+	return mux
+}
+
+func (s *Server) adminJSON(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(v)
+	}
+}
+
+// CacheStats is what `wharf cache stats` shows.
+type CacheStats struct {
+	Origins       map[string]index.Usage `json:"origins"`
+	ProxiedBytes  int64                  `json:"proxiedBytes"`
+	ProxiedBlobs  int64                  `json:"proxiedBlobs"`
+	HostedBytes   int64                  `json:"hostedBytes"`
+	HostedBlobs   int64                  `json:"hostedBlobs"`
+	MaxSize       int64                  `json:"maxSize"`
+	HighWatermark float64                `json:"highWatermark"`
+	LowWatermark  float64                `json:"lowWatermark"`
+	MaxUnused     string                 `json:"maxUnused,omitempty"`
+	PinnedDigests int                    `json:"pinnedDigests"`
+}
+
+// CacheStats reports usage against the budget.
+func (s *Server) CacheStats() (CacheStats, error) {
+	b := s.life.Budget()
+	st := CacheStats{MaxSize: b.MaxSize, HighWatermark: b.High, LowWatermark: b.Low}
+	if b.MaxUnused > 0 {
+		st.MaxUnused = b.MaxUnused.String()
+	}
+	err := s.idx.View(func(tx *index.Txn) error {
+		var err error
+		if st.Origins, err = tx.Usages(); err != nil {
+			return err
+		}
+		pins, err := tx.PinRules()
+		st.PinnedDigests = len(pins)
+		return err
+	})
+	for origin, u := range st.Origins {
+		if (index.BlobRecord{Origin: origin}).Evictable() {
+			st.ProxiedBytes += u.Bytes
+			st.ProxiedBlobs += u.Count
+		} else {
+			st.HostedBytes += u.Bytes
+			st.HostedBlobs += u.Count
+		}
+	}
+	return st, err
+}
+
+// CacheEntry is one row of `wharf cache ls`.
+type CacheEntry struct {
+	Digest     oci.Digest `json:"digest"`
+	Size       int64      `json:"size"`
+	MediaType  string     `json:"mediaType,omitempty"`
+	Origin     string     `json:"origin"`
+	Created    time.Time  `json:"created"`
+	LastAccess time.Time  `json:"lastAccess"`
+	Hits       int64      `json:"hits"`
+	Pinned     bool       `json:"pinned"`
+	Repos      []string   `json:"repos"`
+}
+
+// CacheList lists cached (proxied) blobs, sorted by size or last use.
+func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error) {
+	if err := s.life.Flush(context.Background()); err != nil {
+		return nil, err
+	}
+	var out []CacheEntry
+	err := s.idx.View(func(tx *index.Txn) error {
+		return tx.EachBlob(func(r index.BlobRecord) error {
+			if !r.Evictable() || (proxy != "" && r.Origin != proxy) {
+				return nil
+			}
+			pinned, err := tx.Pinned(r.Digest)
+			if err != nil {
+				return err
+			}
+			repos, err := tx.BlobRepos(r.Digest)
+			if err != nil {
+				return err
+			}
+			out = append(out, CacheEntry{Digest: r.Digest, Size: r.Size, MediaType: r.MediaType, Origin: r.Origin,
+				Created: r.Created, LastAccess: r.LastAccess, Hits: r.Hits, Pinned: pinned, Repos: repos})
+			return nil
+		})
+	})
+	switch sortBy {
+	case "size":
+		sort.Slice(out, func(i, j int) bool { return out[i].Size > out[j].Size })
+	case "", "last-used":
+		sort.Slice(out, func(i, j int) bool { return out[i].LastAccess.After(out[j].LastAccess) })
+	default:
+		return nil, fmt.Errorf("--sort must be size or last-used, not %q", sortBy)
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// PinResult says what a pin or unpin changed.
+type PinResult struct {
+	Image   string `json:"image"`
+	Digests int    `json:"digests"`
+}
+
+// PinImage pins (or unpins) a cached image and everything it references.
+func (s *Server) PinImage(ctx context.Context, image string, pin bool) (PinResult, error) {
+	if image == "" {
+		return PinResult{}, errors.New("name an image, e.g. hub/library/alpine:3.20")
+	}
+	_, canon, ref, err := parseImage(s.cfg, image)
+	if err != nil {
+		return PinResult{}, err
+	}
+	n, err := s.life.PinCached(ctx, canon, ref, canon+":"+ref.String(), pin)
+	return PinResult{Image: canon + ":" + ref.String(), Digests: n}, err
+}
+
+// EvictImage drops one cached image: its manifest and the blobs only it
+// used are fetched again on the next pull.
+func (s *Server) EvictImage(ctx context.Context, image string) (any, error) {
+	if image == "" {
+		return nil, errors.New("name an image (wharf cache evict IMAGE) or use --unused-for")
+	}
+	_, canon, ref, err := parseImage(s.cfg, image)
+	if err != nil {
+		return nil, err
+	}
+	return s.life.EvictImage(ctx, canon, ref)
+}
