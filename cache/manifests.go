@@ -68,9 +68,19 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 			return m, err
 		}
 	}
+	if d != "" && p.upstreamDown() {
+		if m, ok, cerr := p.cachedManifest(canon, d, accept, head); cerr == nil && ok {
+			p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceStale))
+			m.Source = SourceStale
+			return m, nil
+		}
+	}
 	// Revalidate (or resolve) the tag with a HEAD.
 	desc, err := p.o.Upstream.HeadManifest(ctx, repo, ref.Tag, accept)
 	if err != nil {
+		if staleable(err) {
+			p.noteOutage(err)
+		}
 		if d != "" && staleable(err) {
 			if m, ok, cerr := p.cachedManifest(canon, d, accept, head); cerr == nil && ok {
 				p.log.Warn("upstream failed; serving cached tag stale", "repo", repo, "tag", ref.Tag, "digest", d, "err", err)

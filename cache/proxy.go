@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index"
@@ -70,7 +71,30 @@ type Proxy struct {
 	tags   map[string]tagPage
 
 	bodies *bodyCache
+
+	// downUntil (unix ns) is set when the upstream just failed: until
+	// then, cached tags are served stale at once instead of each request
+	// waiting for the upstream to fail again.
+	downUntil atomic.Int64
 }
+
+// outageBackoff is how long a failed upstream is not asked to revalidate
+// cached tags (a 429's Retry-After extends it, up to maxOutageBackoff).
+const (
+	outageBackoff    = 15 * time.Second
+	maxOutageBackoff = 5 * time.Minute
+)
+
+func (p *Proxy) noteOutage(err error) {
+	d := outageBackoff
+	var ue *upstream.Error
+	if errors.As(err, &ue) && ue.RetryAfter > d {
+		d = min(ue.RetryAfter, maxOutageBackoff)
+	}
+	p.downUntil.Store(p.o.Now().Add(d).UnixNano())
+}
+
+func (p *Proxy) upstreamDown() bool { return p.o.Now().UnixNano() < p.downUntil.Load() }
 
 type tagPage struct {
 	tags    []string

@@ -29,15 +29,19 @@ func toOCI(err error) (*oci.Error, bool) {
 }
 
 func (h *Handler) writeError(w *recorder, r *http.Request, err error) {
-	e, known := toOCI(err)
-	if !known {
-		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
 	if w.wroteHeader {
 		// The body was already under way (a blob stream broke): the only
 		// honest signal left is to abort the connection so the client sees
 		// a truncated transfer, never a short body that looks complete.
+		if !errors.Is(err, context.Canceled) {
+			h.log.Warn("response cut off mid-body", "method", r.Method, "path", r.URL.Path, "sent", w.bytes, "err", err)
+		}
+		w.aborted = true
 		panic(http.ErrAbortHandler)
+	}
+	e, known := toOCI(err)
+	if !known {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if e.HTTPStatus() == 499 {
 		return // client went away; nobody to answer

@@ -14,6 +14,7 @@ type recorder struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
+	aborted     bool // the connection was cut mid-body
 }
 
 func newRecorder(w http.ResponseWriter) *recorder { return &recorder{ResponseWriter: w} }
@@ -69,6 +70,7 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 	if status == 0 {
 		status = 499 // nothing written: the client left first
 	}
+
 	dur := time.Since(start)
 	h.o.Metrics.ObserveRequest(rt.Kind.String(), r.Method, status, dur)
 	if h.o.AccessLog {
@@ -76,7 +78,10 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		h.log.LogAttrs(r.Context(), level, "request",
+		if w.aborted {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.RequestURI()),
 			slog.Int("status", status),
@@ -84,7 +89,11 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 			slog.Duration("duration", dur.Round(time.Microsecond)),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("agent", r.UserAgent()),
-		)
+		}
+		if w.aborted {
+			attrs = append(attrs, slog.Bool("aborted", true))
+		}
+		h.log.LogAttrs(r.Context(), level, "request", attrs...)
 	}
 	if h.o.OnEvent == nil {
 		return

@@ -71,13 +71,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := newRecorder(w)
 	rw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt, err := ParseRoute(r.URL.EscapedPath())
+	// finish runs even when writeError aborts a broken stream (a panic
+	// with http.ErrAbortHandler), so every request gets its log line.
+	defer func() { h.finish(rw, r, rt, start, err) }()
 	if err == nil {
 		err = h.dispatch(rw, r, rt)
 	}
 	if err != nil {
 		h.writeError(rw, r, err)
 	}
-	h.finish(rw, r, rt, start, err)
 }
 
 func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, rt Route) (err error) {

@@ -334,8 +334,11 @@ func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 			Insecure:  pc.Insecure,
 			DockerHub: pc.IsDockerHub(),
 			Timeout:   pc.Timeout.Std(),
-			Logger:    s.log.With("upstream", pc.Name),
-			Observer:  watch,
+			// The same bound between body bytes: a stalled stream fails
+			// within the configured timeout, not a minute later.
+			IdleTimeout: pc.Timeout.Std(),
+			Logger:      s.log,
+			Observer:    watch,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("proxy %s: %w", pc.Name, err)

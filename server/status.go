@@ -28,10 +28,24 @@ type Report struct {
 	ServedBytes       map[string]int64 `json:"served_bytes"`
 	UploadsInProgress int64            `json:"uploads_in_progress"`
 	Proxies           []ProxyReport    `json:"proxies"`
-	Storage           []StorageReport  `json:"storage"`
-	// StorageAsOf is when the storage figures were computed (they are
-	// refreshed at most every 15 s).
-	StorageAsOf *time.Time `json:"storage_as_of,omitempty"`
+	// Storage is the blobs stored by owner, from the index's counters.
+	Storage []StorageReport `json:"storage"`
+	// Budget is the cache budget (cache.max_size) against what proxied
+	// content takes.
+	Budget BudgetReport `json:"budget"`
+	// IndexEntries counts the index's records by type; IndexAsOf is when
+	// they were counted (at most every 15 s).
+	IndexEntries map[string]int64 `json:"index_entries,omitempty"`
+	IndexAsOf    *time.Time       `json:"index_as_of,omitempty"`
+}
+
+// BudgetReport is proxied content against cache.max_size (MaxBytes 0:
+// no budget; eviction then only follows max_unused).
+type BudgetReport struct {
+	MaxBytes      int64   `json:"max_bytes"`
+	UsedBytes     int64   `json:"used_bytes"`
+	HighWatermark float64 `json:"high_watermark,omitempty"`
+	LowWatermark  float64 `json:"low_watermark,omitempty"`
 }
 
 // CacheReport counts proxy answers. HitRatio is the share answered from
@@ -77,12 +91,14 @@ type RateLimitReport struct {
 	Seen          time.Time `json:"seen"`
 }
 
-// StorageReport is the space one owner's blobs take: a proxy, or hosted.
+// StorageReport is the space one owner's blobs take: a proxy, hosted, or
+// recovered (files found on disk without a record). Proxied content counts
+// against the budget.
 type StorageReport struct {
-	Owner  string `json:"owner"`
-	Bytes  int64  `json:"bytes"`
-	Blobs  int64  `json:"blobs"`
-	Budget int64  `json:"budget_bytes,omitempty"` // 0: none configured
+	Owner   string `json:"owner"`
+	Proxied bool   `json:"proxied"`
+	Bytes   int64  `json:"bytes"`
+	Blobs   int64  `json:"blobs"`
 }
 
 // Report builds the summary. It may wait up to a second for fresh
@@ -124,12 +140,33 @@ func (s *Server) Report() Report {
 		r.Proxies = append(r.Proxies, pr)
 	}
 	r.Cache = cacheReport(r.Cache.Hits, r.Cache.Misses, r.Cache.Stale, r.Cache.Coalesced)
-	u := s.usageIfRunning()
-	r.Storage = s.storageReport(u)
-	if u != nil {
-		r.StorageAsOf = &u.at
+	var err error
+	if r.Storage, err = s.storage(); err != nil {
+		s.log.Warn("reading storage use from the index failed", "err", err)
+	}
+	r.Budget = s.budget(r.Storage)
+	if u := s.usageIfRunning(); u != nil && u.err == nil {
+		r.IndexEntries, r.IndexAsOf = u.entries, &u.at
 	}
 	return r
+}
+
+// budget is the configured budget against the proxied owners' use.
+func (s *Server) budget(storage []StorageReport) BudgetReport {
+	b := BudgetReport{MaxBytes: int64(s.cfg.Cache.MaxSize)}
+	s.mu.Lock()
+	life := s.life
+	s.mu.Unlock()
+	if life != nil {
+		lb := life.Budget()
+		b.MaxBytes, b.HighWatermark, b.LowWatermark = lb.MaxSize, lb.High, lb.Low
+	}
+	for _, sr := range storage {
+		if sr.Proxied {
+			b.UsedBytes += sr.Bytes
+		}
+	}
+	return b
 }
 
 func cacheReport(hits, misses, stale, coalesced int64) CacheReport {
@@ -148,8 +185,8 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// usageIfRunning returns the storage figures, or nil while the server is
-// not running (no scan can be asked for then).
+// usageIfRunning returns the index counts, or nil while the server is
+// not running (no count can be asked for then).
 func (s *Server) usageIfRunning() *usage {
 	s.mu.Lock()
 	running := s.state == StateRunning
@@ -157,31 +194,15 @@ func (s *Server) usageIfRunning() *usage {
 	if !running {
 		return nil
 	}
-	return s.usage.get()
-}
-
-// storageReport lists every proxy and hosted, with zeros when nothing is
-// stored (or the figures are not in yet).
-func (s *Server) storageReport(u *usage) []StorageReport {
+	u := s.usage.get()
 	if u != nil && u.err != nil {
-		s.log.Warn("reading storage figures from the index failed", "err", u.err)
+		s.log.Warn("counting index entries failed", "err", u.err)
 	}
-	names := make([]string, 0, len(s.cfg.Proxies))
-	for _, p := range s.cfg.Proxies {
-		names = append(names, p.Name)
-	}
-	var out []StorageReport
-	for _, o := range u.owners(names) {
-		sr := StorageReport{Owner: o}
-		if u != nil {
-			sr.Bytes, sr.Blobs = u.bytes[o], u.blobs[o]
-		}
-		out = append(out, sr)
-	}
-	return out
+	return u
 }
 
-// metricsState is read on every scrape: rate limits, storage, index size.
+// metricsState is read on every scrape: rate limits, storage, budget,
+// index size.
 func (s *Server) metricsState() metrics.State {
 	var st metrics.State
 	for _, ps := range s.Status().Proxies {
@@ -189,16 +210,17 @@ func (s *Server) metricsState() metrics.State {
 			st.RateLimits = append(st.RateLimits, metrics.RateLimit{Upstream: ps.Name, Limit: rl.Limit, Remaining: rl.Remaining, Window: rl.Window})
 		}
 	}
-	u := s.usageIfRunning()
-	for _, sr := range s.storageReport(u) {
-		st.Storage = append(st.Storage, metrics.Storage{Owner: sr.Owner, Bytes: sr.Bytes, Blobs: sr.Blobs, Budget: sr.Budget})
+	storage, err := s.storage()
+	if err != nil {
+		s.log.Warn("reading storage use from the index failed", "err", err)
 	}
-	if u != nil && u.err == nil {
-		var blobs int64
-		for _, n := range u.blobs {
-			blobs += n
-		}
-		st.IndexEntries = map[string]int64{"blob": blobs, "manifest": u.manifests}
+	for _, sr := range storage {
+		st.Storage = append(st.Storage, metrics.Storage{Owner: sr.Owner, Bytes: sr.Bytes, Blobs: sr.Blobs})
+	}
+	b := s.budget(storage)
+	st.CacheUsed, st.CacheBudget = b.UsedBytes, b.MaxBytes
+	if u := s.usageIfRunning(); u != nil && u.err == nil {
+		st.IndexEntries = u.entries
 	}
 	return st
 }

@@ -9,29 +9,25 @@ import (
 	"github.com/wharf-registry/wharf/cache/index"
 )
 
-// DefaultStorageRefresh is how old storage figures may be before a reader
-// asks for fresh ones. A scan reads every blob record, so it runs at most
-// this often, and never on a request's own goroutine.
+// DefaultStorageRefresh is how old the index entry counts may be before a
+// reader asks for fresh ones. Counting walks every key, so it runs at most
+// this often, and never on a request's own goroutine. (Storage used comes
+// from counters the index keeps, read fresh every time.)
 const DefaultStorageRefresh = 15 * time.Second
 
-// usageWait is how long a reader waits for fresh figures before it takes
+// usageWait is how long a reader waits for fresh counts before it takes
 // the last ones.
 const usageWait = time.Second
 
-// WithStorageRefresh sets how old the storage figures in /metrics and
+// WithStorageRefresh sets how old the index entry counts in /metrics and
 // Report may be (default DefaultStorageRefresh; tests use 0).
 func WithStorageRefresh(d time.Duration) Option { return func(s *Server) { s.usage.maxAge = d } }
 
-// hostedOwner is the owner of pushed blobs: index.BlobRecord.Origin.
-const hostedOwner = "hosted"
-
-// usage is the storage figures a scan of the index found.
+// usage is what a count of the index found.
 type usage struct {
-	at        time.Time
-	bytes     map[string]int64 // by owner: a proxy's name, or hosted
-	blobs     map[string]int64
-	manifests int64
-	err       error
+	at      time.Time
+	entries map[string]int64 // by record type
+	err     error
 }
 
 // usageCache runs index scans in one goroutine of the server's (so
@@ -100,39 +96,47 @@ func (c *usageCache) run(idx *index.Index, stop <-chan struct{}) {
 }
 
 func scanUsage(idx *index.Index) *usage {
-	u := &usage{bytes: map[string]int64{}, blobs: map[string]int64{}}
+	u := &usage{}
 	u.err = idx.View(func(tx *index.Txn) error {
-		if err := tx.EachBlob(func(r index.BlobRecord) error {
-			owner := r.Origin
-			if owner == "" {
-				owner = hostedOwner
-			}
-			u.bytes[owner] += r.Size
-			u.blobs[owner]++
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.EachManifest("", func(string, index.ManifestRecord) error {
-			u.manifests++
-			return nil
-		})
+		var err error
+		u.entries, err = tx.CountEntries()
+		return err
 	})
 	u.at = time.Now()
 	return u
 }
 
-// owners lists the configured proxies and hosted, then any other owner
-// the index holds blobs of (a proxy since removed from the config).
-func (u *usage) owners(proxies []string) []string {
-	out := append(slices.Clone(proxies), hostedOwner)
-	if u == nil {
-		return out
-	}
-	for _, o := range slices.Sorted(maps.Keys(u.bytes)) {
-		if !slices.Contains(out, o) {
-			out = append(out, o)
+// storage reads each owner's usage from the index's counters: the
+// configured proxies and hosted first, then any other owner holding blobs
+// (recovered files, a proxy since removed from the config).
+func (s *Server) storage() ([]StorageReport, error) {
+	s.mu.Lock()
+	idx, running := s.idx, s.state == StateRunning
+	s.mu.Unlock()
+	var all map[string]index.Usage
+	if running && idx != nil {
+		if err := idx.View(func(tx *index.Txn) error {
+			var err error
+			all, err = tx.Usages()
+			return err
+		}); err != nil {
+			return nil, err
 		}
 	}
-	return out
+	owners := make([]string, 0, len(s.cfg.Proxies)+1)
+	for _, p := range s.cfg.Proxies {
+		owners = append(owners, p.Name)
+	}
+	owners = append(owners, index.OriginHosted)
+	for _, o := range slices.Sorted(maps.Keys(all)) {
+		if !slices.Contains(owners, o) {
+			owners = append(owners, o)
+		}
+	}
+	out := make([]StorageReport, 0, len(owners))
+	for _, o := range owners {
+		u := all[o]
+		out = append(out, StorageReport{Owner: o, Proxied: (index.BlobRecord{Origin: o}).Evictable(), Bytes: u.Bytes, Blobs: u.Count})
+	}
+	return out, nil
 }

@@ -83,3 +83,42 @@ func TestCacheCommands(t *testing.T) {
 		t.Errorf("no server: %d %s", code, errOut)
 	}
 }
+
+func TestWarm(t *testing.T) {
+	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer origin.Close()
+	idx, _ := random.Index(16<<10, 2, 2)
+	oref, _ := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/library/multi:1", name.Insecure)
+	if err := remote.WriteIndex(oref, idx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg, _ := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  access_log: false\nproxies:\n  - name: hub\n    upstream: %s\n    default: true\n", dir, origin.URL)))
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	code, out, errOut := runCmd("warm", "multi:1", "--url", "http://"+s.Addr())
+	if code != 0 {
+		t.Fatalf("warm: %d %s %s", code, out, errOut)
+	}
+	// random.Index platforms are unset ("unknown"), so with no --platform
+	// filter they are skipped as attestations would be; ask by digest.
+	m, _ := idx.IndexManifest()
+	code, out, errOut = runCmd("warm", "multi@"+m.Manifests[0].Digest.String(), "--url", "http://"+s.Addr())
+	if code != 0 || !strings.Contains(out, "warmed 1 of 1 images") || !strings.Contains(out, "3 blobs") {
+		t.Fatalf("warm by digest: %d %s %s", code, out, errOut)
+	}
+	st, err := s.CacheStats()
+	if err != nil || st.ProxiedBlobs < 3 {
+		t.Fatalf("cache after warm: %+v %v", st, err)
+	}
+	code, _, errOut = runCmd("warm", "library/nothing:1", "--url", "http://"+s.Addr())
+	if code != 1 || !strings.Contains(errOut, "MANIFEST_UNKNOWN") {
+		t.Fatalf("warm of a missing image: %d %s", code, errOut)
+	}
+}

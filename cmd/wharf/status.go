@@ -144,6 +144,10 @@ func printReport(w io.Writer, r server.Report, now time.Time) {
 		fmt.Fprintf(tw, "Uploads\t%d in progress\n", r.UploadsInProgress)
 	}
 	tw.Flush()
+	// Storage is counted by scanning the index, at most every 15 s.
+	if r.StorageAsOf != nil && now.Sub(*r.StorageAsOf) >= 2*time.Second {
+		fmt.Fprintf(w, "(storage as of %s ago)\n", humanDuration(now.Sub(*r.StorageAsOf)))
+	}
 
 	if len(r.Proxies) == 0 {
 		fmt.Fprintln(w, "\nNo proxies configured.")

@@ -136,11 +136,12 @@ func TestHumanDuration(t *testing.T) {
 func TestPrintReport(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	ratio := 0.9
-	ok, fail := now.Add(-10*time.Minute), now.Add(-30*time.Second)
+	ok, fail, asOf := now.Add(-10*time.Minute), now.Add(-30*time.Second), now.Add(-7*time.Second)
 	r := server.Report{
 		Version: "1.0", State: server.StateRunning, Addr: "[::]:5000", MetricsAddr: "127.0.0.1:9090", UptimeSeconds: 93784,
 		Cache:       server.CacheReport{Hits: 1234567, Misses: 137174, HitRatio: &ratio, Coalesced: 12},
 		ServedBytes: map[string]int64{"hit": 5 << 30, "stale": 1 << 30, "miss": 512 << 20},
+		StorageAsOf: &asOf,
 		Storage:     []server.StorageReport{{Owner: "hub", Bytes: 3 << 30, Blobs: 1204, Budget: 10 << 30}, {Owner: "hosted", Bytes: 200 << 20, Blobs: 55}},
 		Proxies: []server.ProxyReport{{
 			Name: "hub", Upstream: "https://registry-1.docker.io", Default: true,
@@ -160,6 +161,7 @@ Cache    1,234,567 hits, 137,174 misses, 0 stale           hit ratio 90.0%; 12 c
 Served   6.0 GiB from the cache, 512.0 MiB from upstreams  0 B hosted
 Storage  hub: 3.0 GiB in 1,204 blobs                       budget 10.0 GiB (30% used)
          hosted: 200.0 MiB in 55 blobs                     no budget
+(storage as of 7s ago)
 
 Upstreams
   hub → https://registry-1.docker.io (default): RATE-LIMITED (too many requests 30s ago; last good answer 10m ago)

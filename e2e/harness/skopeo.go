@@ -43,6 +43,8 @@ func SkopeoWithRegistries(t testing.TB, registriesConf string, args ...string) (
 		"XDG_RUNTIME_DIR="+filepath.Join(dir, "run"),
 		"DOCKER_CONFIG="+filepath.Join(dir, "docker"),
 	)
-	argv := append([]string{bin, "--policy", policy, "--registries.d", registriesD, "--tmpdir", tmp}, args...)
+	// skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF; its hidden
+	// --registries-conf flag is honoured.
+	argv := append([]string{bin, "--policy", policy, "--registries.d", registriesD, "--registries-conf", registries, "--tmpdir", tmp}, args...)
 	return runTool(SkopeoTimeout, env, dir, argv...)
 }
