@@ -316,7 +316,6 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 	if rep.Blobs > 0 {
 		l.log.Info("evicted cached content", "reason", reason, "blobs", rep.Blobs, "bytes", rep.Bytes,
 			"used_before", rep.UsedBefore, "used_after", rep.UsedAfter, "budget", l.budget.MaxSize)
-		l.m.Evicted("all", rep.Blobs, rep.Bytes)
 		if l.onEvict != nil {
 			l.onEvict(rep)
 		}
@@ -324,17 +323,25 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 	return rep, nil
 }
 
-// evictOne removes one blob unless it is pinned, in use, or was read
-// again since it was chosen. The file goes first: a crash in between
-// leaves a record without a file, which start-up reconciliation drops
-// (never a file the index forgot, which would be kept forever).
+// evictOne removes one blob unless it is pinned, in use, being written,
+// or was read again since it was chosen. The record goes first, under a
+// claim that keeps writers of the same digest out until the file is gone
+// too: a crash in between leaves a file without a record, which start-up
+// reconciliation records as "recovered" and GC then removes; never a
+// record whose file is gone.
 func (l *Lifecycle) evictOne(ctx context.Context, d oci.Digest, before time.Time) (int64, bool, error) {
 	if l.inUse(d) {
 		return 0, false, nil
 	}
+	release, ok := l.store.TryCollectBlob(d)
+	if !ok {
+		return 0, false, nil
+	}
+	defer release()
 	var rec index.BlobRecord
-	ok := false
-	err := l.idx.View(func(tx *index.Txn) error {
+	removed := false
+	err := l.idx.Update(ctx, func(tx *index.Txn) error {
+		removed = false
 		var err error
 		rec, err = tx.Blob(d)
 		if errors.Is(err, index.ErrNotFound) {
@@ -344,27 +351,8 @@ func (l *Lifecycle) evictOne(ctx context.Context, d oci.Digest, before time.Time
 			return err
 		}
 		pinned, err := tx.Pinned(d)
-		ok = err == nil && !pinned && rec.Evictable() && (before.IsZero() || rec.LastAccess.Before(before))
-		return err
-	})
-	if err != nil || !ok {
-		return 0, false, err
-	}
-	if err := l.store.Delete(d); err != nil {
-		return 0, false, err
-	}
-	err = l.idx.Update(ctx, func(tx *index.Txn) error {
-		cur, err := tx.Blob(d)
-		if errors.Is(err, index.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
+		if err != nil || pinned || !rec.Evictable() || (!before.IsZero() && !rec.LastAccess.Before(before)) {
 			return err
-		}
-		if !cur.LastAccess.Equal(rec.LastAccess) {
-			// Fetched again while we deleted the file: the new record
-			// describes a new file; leave it.
-			return nil
 		}
 		repos, err := tx.ManifestRepos(d)
 		if err != nil {
@@ -375,7 +363,15 @@ func (l *Lifecycle) evictOne(ctx context.Context, d oci.Digest, before time.Time
 				return err
 			}
 		}
+		removed = true
 		return tx.DeleteBlob(d)
 	})
-	return rec.Size, err == nil, err
+	if err != nil || !removed {
+		return 0, false, err
+	}
+	if err := l.store.Delete(d); err != nil {
+		l.log.Warn("evicted blob's file could not be removed; start-up reconciliation will", "digest", d, "err", err)
+	}
+	l.m.Evicted(rec.Origin, 1, rec.Size)
+	return rec.Size, true, nil
 }

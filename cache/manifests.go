@@ -135,6 +135,8 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 		return Manifest{}, oci.Errorf(oci.CodeUpstreamFailed, "the upstream registry (%s) sent an unusable manifest for %s: %v", p.o.Name, ref, perr)
 	}
 	mt = parsed.MediaType
+	release := p.o.Store.HoldBlob(d)
+	defer release()
 	if _, err := p.o.Store.Put(ctx, d, int64(len(body)), bytes.NewReader(body)); err != nil {
 		return Manifest{}, err
 	}

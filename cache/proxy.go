@@ -378,6 +378,8 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	// Readers may finish now; making the copy durable (fsync, rename,
 	// index) need not delay them.
 	f.verify()
+	release := p.o.Store.HoldBlob(f.digest) // no GC or eviction of this digest meanwhile
+	defer release()
 	if err := w.Commit(f.digest, size); err != nil {
 		return fmt.Errorf("caching %s: %w", f.digest, err)
 	}

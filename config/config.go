@@ -29,6 +29,7 @@ type Config struct {
 	Proxies []Proxy  `yaml:"proxies"`
 	Cache   Cache    `yaml:"cache,omitempty"`
 	Metrics Metrics  `yaml:"metrics,omitempty"`
+	GC      GC       `yaml:"gc"`
 
 	// HostAll makes every repository name hosted (tests and embedders;
 	// not settable from YAML).
@@ -177,6 +178,7 @@ func (c *Config) applyDefaults() {
 		c.Log.Format = "text"
 	}
 	c.proxyDefaults()
+	c.gcDefaults()
 	if c.Log.AccessLog == nil {
 		t := true
 		c.Log.AccessLog = &t
@@ -237,6 +239,7 @@ func (c *Config) Validate() error {
 	c.validateProxies(add, seen)
 	c.validateCache(add)
 	c.validateMetrics(add)
+	c.validateGC(add)
 	names := make([]string, 0, len(seen))
 	for n := range seen {
 		names = append(names, n)

@@ -135,6 +135,8 @@ func (c *Config) validateProxies(add func(key, format string, args ...any), seen
 			add(key+".name", "a proxy needs a name (its path prefix, e.g. hub)")
 		} else if strings.Contains(p.Name, "/") || !validComponent(p.Name) {
 			add(key+".name", "%q is not a valid path prefix: one lower-case component like hub or ghcr", p.Name)
+		} else if p.Name == "hosted" || p.Name == "recovered" {
+			add(key+".name", "%q is reserved (it names stored content that is not a proxy's); pick another name", p.Name)
 		} else if other, dup := seen[p.Name]; dup {
 			add(key+".name", "namespace %q is already defined at %s", p.Name, other)
 		} else {

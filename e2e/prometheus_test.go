@@ -98,7 +98,8 @@ hosted:
 		`sum(wharf_upstream_fetched_bytes_total{job="wharf",upstream="hub"})`:                                      func(v float64) bool { return v >= layerBytes },
 		`sum(wharf_upstream_requests_total{job="wharf",upstream="hub",code="2xx"})`:                                func(v float64) bool { return v >= blobs+1 },
 		`wharf_http_request_duration_seconds_count{job="wharf",route="blob",method="GET"}`:                         func(v float64) bool { return v == 2*blobs },
-		`wharf_storage_used_bytes{job="wharf",owner="hub"}`:                                                        func(v float64) bool { return v >= 0 },
+		`wharf_storage_used_bytes{job="wharf",owner="hub"}`:                                                        func(v float64) bool { return v >= layerBytes },
+		`wharf_cache_used_bytes{job="wharf"}`:                                                                      func(v float64) bool { return v >= layerBytes },
 		`count(wharf_build_info{job="wharf"})`:                                                                     func(v float64) bool { return v == 1 },
 	} {
 		prom.WaitFor(t, 30*time.Second, expr, func(s []harness.Sample) bool { return len(s) == 1 && ok(s[0].Value) })

@@ -29,6 +29,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	uploads map[string]*storage.Upload // live sessions; the index has them too
+
+	gcMu sync.Mutex // one garbage collection at a time
 }
 
 // New makes a Service.
@@ -112,13 +114,17 @@ func (s *Service) MountBlob(ctx context.Context, repo, from string, d oci.Digest
 		if err != nil || !ok {
 			return err
 		}
-		if _, err := tx.Blob(d); err != nil {
+		rec, err := tx.Blob(d)
+		if err != nil {
 			if errors.Is(err, index.ErrNotFound) {
 				return nil
 			}
 			return err
 		}
 		mounted = true
+		if err := s.touchBlob(tx, rec); err != nil {
+			return err
+		}
 		return tx.LinkBlob(repo, d)
 	})
 	return mounted, err
@@ -222,6 +228,8 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, offset int6
 			return err
 		}
 	}
+	release := s.store.HoldBlob(d)
+	defer release()
 	if err := u.Commit(d, -1); err != nil {
 		rollback()
 		return err
@@ -239,9 +247,11 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, offset int6
 	})
 }
 
+// recordBlob records a blob a hosted repository now holds, or touches its
+// existing record (see touchBlob).
 func (s *Service) recordBlob(tx *index.Txn, d oci.Digest, size int64, mediaType string) error {
-	if _, err := tx.Blob(d); err == nil {
-		return nil
+	if rec, err := tx.Blob(d); err == nil {
+		return s.touchBlob(tx, rec)
 	} else if !errors.Is(err, index.ErrNotFound) {
 		return err
 	}
@@ -269,6 +279,8 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 
 // PutBlob stores a whole blob in one step (monolithic POST with ?digest=).
 func (s *Service) PutBlob(ctx context.Context, repo string, d oci.Digest, size int64, r io.Reader) error {
+	release := s.store.HoldBlob(d)
+	defer release()
 	n, err := s.store.Put(ctx, d, size, r)
 	if err != nil {
 		return err

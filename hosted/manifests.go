@@ -94,33 +94,12 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 		}
 	}
 	// Check references first, without holding a write transaction.
-	err = s.idx.View(func(tx *index.Txn) error {
-		for _, ref := range m.References() {
-			if len(ref.URLs) > 0 {
-				continue // foreign layer: lives elsewhere by design
-			}
-			if oci.IsManifestMediaType(ref.MediaType) || (oci.IsIndex(m.MediaType)) {
-				if _, err := tx.Manifest(repo, ref.Digest); err != nil {
-					if errors.Is(err, index.ErrNotFound) {
-						return oci.Errorf(oci.CodeManifestBlobUnknown, "manifest references %s, which is not in repository %s; push it first", ref.Digest, repo).WithDetail(map[string]string{"digest": string(ref.Digest)})
-					}
-					return err
-				}
-				continue
-			}
-			ok, err := tx.BlobLinked(repo, ref.Digest)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return oci.Errorf(oci.CodeManifestBlobUnknown, "manifest references blob %s, which is not in repository %s; push it first", ref.Digest, repo).WithDetail(map[string]string{"digest": string(ref.Digest)})
-			}
-		}
-		return nil
-	})
+	err = s.idx.View(func(tx *index.Txn) error { return s.checkReferences(tx, repo, m, false) })
 	if err != nil {
 		return PutResult{}, err
 	}
+	release := s.store.HoldBlob(d)
+	defer release()
 	if _, err := s.store.Put(ctx, d, int64(len(body)), bytes.NewReader(body)); err != nil {
 		return PutResult{}, err
 	}
@@ -137,6 +116,12 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 		rec.Subject = &sd
 	}
 	err = s.idx.Update(ctx, func(tx *index.Txn) error {
+		// Check again, touching what is referenced, so that a garbage
+		// collection deleting any of it either sees this push or makes
+		// it fail: never both succeed (gc.go).
+		if err := s.checkReferences(tx, repo, m, true); err != nil {
+			return err
+		}
 		if err := s.recordBlob(tx, d, int64(len(body)), m.MediaType); err != nil {
 			return err
 		}
@@ -172,6 +157,52 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 		return PutResult{}, err
 	}
 	return PutResult{Digest: d, Subject: rec.Subject}, nil
+}
+
+// checkReferences checks that everything m references is in repo. With
+// touch set it also touches each referenced blob's record (touchBlob),
+// which must still exist.
+func (s *Service) checkReferences(tx *index.Txn, repo string, m *oci.Manifest, touch bool) error {
+	unknown := func(d oci.Digest, what string) error {
+		return oci.Errorf(oci.CodeManifestBlobUnknown, "manifest references %s%s, which is not in repository %s; push it first", what, d, repo).WithDetail(map[string]string{"digest": string(d)})
+	}
+	seen := map[oci.Digest]bool{}
+	for _, ref := range m.References() {
+		if len(ref.URLs) > 0 {
+			continue // foreign layer: lives elsewhere by design
+		}
+		if oci.IsManifestMediaType(ref.MediaType) || (oci.IsIndex(m.MediaType)) {
+			if _, err := tx.Manifest(repo, ref.Digest); err != nil {
+				if errors.Is(err, index.ErrNotFound) {
+					return unknown(ref.Digest, "")
+				}
+				return err
+			}
+		} else {
+			ok, err := tx.BlobLinked(repo, ref.Digest)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return unknown(ref.Digest, "blob ")
+			}
+		}
+		if !touch || seen[ref.Digest] {
+			continue
+		}
+		seen[ref.Digest] = true
+		rec, err := tx.Blob(ref.Digest)
+		if errors.Is(err, index.ErrNotFound) {
+			return unknown(ref.Digest, "blob ")
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.touchBlob(tx, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteManifest deletes by digest (the manifest and every tag pointing at

@@ -13,7 +13,7 @@ import (
 // dashboardPath is the Grafana dashboard shipped for these metrics.
 var dashboardPath = filepath.Join("..", "packaging", "grafana", "wharf.json")
 
-// DashboardQueries returns every PromQL query in a Grafana dashboard: panel
+// dashboardQueries returns every PromQL query in a Grafana dashboard: panel
 // targets (rows included) and templating variables, each with where it is.
 func dashboardQueries(t testing.TB, path string) map[string]string {
 	t.Helper()

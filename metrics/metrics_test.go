@@ -15,6 +15,7 @@ import (
 func exercise(m *Metrics) {
 	m.ObserveRequest("manifest", "GET", 200, 3*time.Millisecond)
 	m.ObserveRequest("blob", "BREW", 405, time.Millisecond)
+	m.ObserveRequest("weird", "GET", 700, time.Millisecond)
 	m.ServedBytes("hit", 100)
 	m.ServedBytes("miss", 50)
 	m.UploadStarted()
@@ -36,7 +37,9 @@ func exercise(m *Metrics) {
 	m.SetState(func() State {
 		return State{
 			RateLimits:   []RateLimit{{Upstream: "hub", Limit: 100, Remaining: 76, Window: 6 * time.Hour}},
-			Storage:      []Storage{{Owner: "hub", Bytes: 1 << 20, Blobs: 3, Budget: 10 << 30}, {Owner: "hosted", Bytes: 10, Blobs: 1}},
+			Storage:      []Storage{{Owner: "hub", Bytes: 1 << 20, Blobs: 3}, {Owner: "hosted", Bytes: 10, Blobs: 1}},
+			CacheUsed:    1 << 20,
+			CacheBudget:  10 << 30,
 			IndexEntries: map[string]int64{"blob": 4, "manifest": 1},
 		}
 	})
@@ -77,6 +80,7 @@ func TestExposition(t *testing.T) {
 		`wharf_build_info{goversion="go`,
 		`wharf_http_requests_total{code="2xx",method="GET",route="manifest"} 1`,
 		`wharf_http_requests_total{code="4xx",method="other",route="blob"} 1`,
+		`wharf_http_requests_total{code="other",method="GET",route="weird"} 1`,
 		`wharf_http_request_duration_seconds_bucket{method="GET",route="manifest",le="0.005"} 1`,
 		`wharf_served_bytes_total{source="hit"} 100`,
 		`wharf_served_bytes_total{source="stale"} 0`,
@@ -98,7 +102,8 @@ func TestExposition(t *testing.T) {
 		`wharf_upstream_pull_limit_window_seconds{upstream="hub"} 21600`,
 		`wharf_storage_used_bytes{owner="hub"} 1.048576e+06`,
 		`wharf_storage_blobs{owner="hosted"} 1`,
-		`wharf_storage_budget_bytes{owner="hub"} 1.073741824e+10`,
+		`wharf_cache_used_bytes 1.048576e+06`,
+		`wharf_cache_budget_bytes 1.073741824e+10`,
 		`wharf_index_entries{type="manifest"} 1`,
 		`wharf_uploads_in_progress 0`,
 		`go_goroutines `,
@@ -108,8 +113,9 @@ func TestExposition(t *testing.T) {
 			t.Errorf("exposition lacks %s", want)
 		}
 	}
-	if strings.Contains(out, `wharf_storage_budget_bytes{owner="hosted"}`) {
-		t.Error("a budget of 0 (none) is exposed")
+	m.SetState(func() State { return State{CacheUsed: 5} })
+	if out := scrape(t, m); strings.Contains(out, "wharf_cache_budget_bytes") || !strings.Contains(out, "wharf_cache_used_bytes 5") {
+		t.Error("without a budget: wharf_cache_budget_bytes must be absent, wharf_cache_used_bytes present")
 	}
 	mfs, err := m.Registry().Gather()
 	if err != nil {

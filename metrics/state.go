@@ -12,7 +12,10 @@ import (
 type State struct {
 	RateLimits []RateLimit
 	Storage    []Storage
-	// IndexEntries counts index records by type (blob, manifest).
+	// CacheUsed is what proxied content takes, the figure eviction holds
+	// under CacheBudget (0: no budget).
+	CacheUsed, CacheBudget int64
+	// IndexEntries counts index records by type (blob, manifest, tag…).
 	IndexEntries map[string]int64
 }
 
@@ -24,12 +27,12 @@ type RateLimit struct {
 	Window    time.Duration
 }
 
-// Storage is the space used by one owner of blobs: a proxy, or hosted.
+// Storage is the space used by one owner of blobs: a proxy, hosted or
+// recovered.
 type Storage struct {
-	Owner  string
-	Bytes  int64
-	Blobs  int64
-	Budget int64 // 0: no budget configured
+	Owner string
+	Bytes int64
+	Blobs int64
 }
 
 // SetState installs the function read on every scrape (nil: none). It
@@ -49,7 +52,8 @@ type stateCollector struct {
 	f atomic.Pointer[func() State]
 
 	limit, remaining, window *prometheus.Desc
-	used, blobs, budget      *prometheus.Desc
+	used, blobs              *prometheus.Desc
+	cacheUsed, cacheBudget   *prometheus.Desc
 	entries                  *prometheus.Desc
 }
 
@@ -62,18 +66,20 @@ func newStateCollector() *stateCollector {
 		window: prometheus.NewDesc("wharf_upstream_pull_limit_window_seconds",
 			"Length of the upstream's rate-limit window.", []string{"upstream"}, nil),
 		used: prometheus.NewDesc("wharf_storage_used_bytes",
-			"Bytes of blobs stored, by owner (a proxy's name, or hosted).", []string{"owner"}, nil),
+			"Bytes of blobs stored, by owner (a proxy's name, hosted, or recovered).", []string{"owner"}, nil),
 		blobs: prometheus.NewDesc("wharf_storage_blobs",
-			"Blobs stored, by owner (a proxy's name, or hosted).", []string{"owner"}, nil),
-		budget: prometheus.NewDesc("wharf_storage_budget_bytes",
-			"Configured storage budget, by owner; absent when none is set.", []string{"owner"}, nil),
+			"Blobs stored, by owner (a proxy's name, hosted, or recovered).", []string{"owner"}, nil),
+		cacheUsed: prometheus.NewDesc("wharf_cache_used_bytes",
+			"Bytes of proxied content stored: what eviction keeps within the budget.", nil, nil),
+		cacheBudget: prometheus.NewDesc("wharf_cache_budget_bytes",
+			"The cache budget for proxied content (cache.max_size); absent when none is set.", nil, nil),
 		entries: prometheus.NewDesc("wharf_index_entries",
 			"Records in the index, by type.", []string{"type"}, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.limit, c.remaining, c.window, c.used, c.blobs, c.budget, c.entries} {
+	for _, d := range []*prometheus.Desc{c.limit, c.remaining, c.window, c.used, c.blobs, c.cacheUsed, c.cacheBudget, c.entries} {
 		ch <- d
 	}
 }
@@ -101,9 +107,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range st.Storage {
 		gauge(c.used, float64(s.Bytes), s.Owner)
 		gauge(c.blobs, float64(s.Blobs), s.Owner)
-		if s.Budget > 0 {
-			gauge(c.budget, float64(s.Budget), s.Owner)
-		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.cacheUsed, prometheus.GaugeValue, float64(st.CacheUsed))
+	if st.CacheBudget > 0 {
+		ch <- prometheus.MustNewConstMetric(c.cacheBudget, prometheus.GaugeValue, float64(st.CacheBudget))
 	}
 	for typ, n := range st.IndexEntries {
 		gauge(c.entries, float64(n), typ)

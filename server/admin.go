@@ -78,6 +78,18 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.HandleFunc("POST /cache/unpin", s.adminJSON(func(r *http.Request) (any, error) {
 		return s.PinImage(r.Context(), r.URL.Query().Get("image"), false)
 	}))
+	mux.HandleFunc("POST /gc", s.adminJSON(func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		req := GCRequest{DryRun: q.Get("dry_run") == "1" || q.Get("dry_run") == "true"}
+		if g := q.Get("grace"); g != "" {
+			d, err := config.ParseDuration(g)
+			if err != nil || d < 0 {
+				return nil, fmt.Errorf("grace: %q is not a duration like 1h or 0s", g)
+			}
+			req.Grace = &d
+		}
+		return s.GC(r.Context(), req)
+	}))
 	return mux
 }
 

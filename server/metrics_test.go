@@ -87,7 +87,7 @@ func TestMetricsAndStatusAfterPulls(t *testing.T) {
 		w.Header().Set("RateLimit-Remaining", "97;w=21600")
 		return false
 	})
-	s := startWith(t, proxyConfig(t, o.URL, ""), server.WithStorageRefresh(0), server.WithVersion("9.9.9"))
+	s := startWith(t, proxyConfig(t, o.URL, ""), server.WithIndexCountMaxAge(0), server.WithVersion("9.9.9"))
 	layers := int64(len(layerDigests(t, img)))
 	var layerBytes int64
 	ls, _ := img.Layers()
@@ -128,6 +128,12 @@ func TestMetricsAndStatusAfterPulls(t *testing.T) {
 	if got := sample(text, `wharf_storage_used_bytes{owner="hosted"}`); got != 0 {
 		t.Errorf("storage used by hosted = %v, want 0", got)
 	}
+	if used := sample(text, `wharf_cache_used_bytes`); used != sample(text, `wharf_storage_used_bytes{owner="hub"}`) {
+		t.Errorf("cache used = %v, want hub's", used)
+	}
+	if strings.Contains(text, "wharf_cache_budget_bytes") {
+		t.Error("no cache.max_size, yet wharf_cache_budget_bytes is exposed")
+	}
 	if got := sample(text, `wharf_index_entries{type="manifest"}`); got != 1 {
 		t.Errorf("index manifests = %v, want 1", got)
 	}
@@ -160,8 +166,14 @@ func TestMetricsAndStatusAfterPulls(t *testing.T) {
 	if p.RateLimit == nil || p.RateLimit.Remaining != 97 || p.RateLimit.Limit != 100 {
 		t.Errorf("rate limit = %+v", p.RateLimit)
 	}
-	if len(r.Storage) != 2 || r.Storage[0].Owner != "hub" || r.Storage[0].Bytes < layerBytes || r.Storage[1].Owner != "hosted" || r.StorageAsOf == nil {
+	if len(r.Storage) != 2 || r.Storage[0].Owner != "hub" || !r.Storage[0].Proxied || r.Storage[0].Bytes < layerBytes || r.Storage[1].Owner != "hosted" || r.Storage[1].Proxied {
 		t.Errorf("storage = %+v", r.Storage)
+	}
+	if r.Budget.MaxBytes != 0 || r.Budget.UsedBytes != r.Storage[0].Bytes {
+		t.Errorf("budget = %+v", r.Budget)
+	}
+	if r.IndexEntries["manifest"] != 1 || r.IndexEntries["tag"] != 1 || r.IndexEntries["blob"] != r.Storage[0].Blobs || r.IndexAsOf == nil {
+		t.Errorf("index entries = %v", r.IndexEntries)
 	}
 }
 
@@ -271,5 +283,44 @@ func TestReadyzChecks(t *testing.T) {
 	}
 	if code, _ := body(t, "http://"+s.Addr()+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d; the process answers", code)
+	}
+}
+
+// With a budget, /metrics and the report show it, what proxied content
+// takes against it, and the evictions that keep it there.
+func TestBudgetAndEvictionFigures(t *testing.T) {
+	o := newOrigin(t)
+	for i := range 4 {
+		img, _ := random.Image(1<<20, 1)
+		o.push(t, fmt.Sprintf("library/img%d:1", i), img)
+	}
+	s := start(t, proxyConfig(t, o.URL, "cache:\n  max_size: 3MiB\n  high_watermark: 0.9\n  low_watermark: 0.6"))
+	for i := range 4 {
+		pullLayers(t, s, fmt.Sprintf("library/img%d:1", i))
+		settle(t, s)
+	}
+	// A fill may still be committing after its client finished: wait for
+	// usage to settle so /metrics and the report describe the same state.
+	var text string
+	for i := 0; i < 100; i++ {
+		settle(t, s)
+		_, text = body(t, "http://"+s.Addr()+"/metrics")
+		if int64(sample(text, "wharf_cache_used_bytes")) == s.Report().Budget.UsedBytes {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sample(text, "wharf_cache_budget_bytes"); got != 3<<20 {
+		t.Errorf("wharf_cache_budget_bytes = %v, want %d", got, 3<<20)
+	}
+	if used := sample(text, "wharf_cache_used_bytes"); used <= 0 || used > 0.9*(3<<20) {
+		t.Errorf("wharf_cache_used_bytes = %v, want within the high watermark", used)
+	}
+	r := s.Report()
+	if r.Budget.MaxBytes != 3<<20 || r.Budget.HighWatermark != 0.9 || r.Budget.LowWatermark != 0.6 || r.Budget.UsedBytes != int64(sample(text, "wharf_cache_used_bytes")) {
+		t.Errorf("budget = %+v", r.Budget)
+	}
+	if r.Budget.Evictions == 0 || r.Budget.EvictedBytes < 1<<20 {
+		t.Errorf("no evictions counted: %+v", r.Budget)
 	}
 }

@@ -104,7 +104,7 @@ type Server struct {
 	served     chan struct{}
 	watches    []*upstreamWatch // one per proxy, in config order
 	ops        *opsListener     // nil unless metrics.listen is set
-	usage      *usageCache
+	counts     *countCache
 
 	subMu  sync.Mutex
 	subs   map[int]chan Event
@@ -120,7 +120,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", subs: map[int]chan Event{}, usage: newUsageCache()}
+	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", subs: map[int]chan Event{}, counts: newCountCache()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -243,7 +243,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	go s.housekeeping()
 	go func(idx *index.Index) {
 		defer s.bg.Done()
-		s.usage.run(idx, s.stop)
+		s.counts.run(idx, s.stop)
 	}(s.idx)
 	if s.admin, err = s.listenAdmin(); err != nil {
 		s.log.Warn("admin socket unavailable; `wharf cache` commands will not reach this server", "err", err)
@@ -414,10 +414,18 @@ func (s *Server) housekeeping() {
 	defer s.bg.Done()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	var gcTick <-chan time.Time // nil (never) when gc.schedule is 0
+	if every := s.cfg.GC.Schedule.Std(); every > 0 {
+		gt := time.NewTicker(every)
+		defer gt.Stop()
+		gcTick = gt.C
+	}
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-gcTick:
+			s.scheduledGC()
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, false); err != nil {

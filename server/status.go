@@ -2,9 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/metrics"
 )
 
@@ -46,6 +49,9 @@ type BudgetReport struct {
 	UsedBytes     int64   `json:"used_bytes"`
 	HighWatermark float64 `json:"high_watermark,omitempty"`
 	LowWatermark  float64 `json:"low_watermark,omitempty"`
+	// Evictions and EvictedBytes count every eviction since start.
+	Evictions    int64 `json:"evictions"`
+	EvictedBytes int64 `json:"evicted_bytes"`
 }
 
 // CacheReport counts proxy answers. HitRatio is the share answered from
@@ -101,8 +107,8 @@ type StorageReport struct {
 	Blobs   int64  `json:"blobs"`
 }
 
-// Report builds the summary. It may wait up to a second for fresh
-// storage figures.
+// Report builds the summary. It may wait up to a second for a fresh
+// count of the index.
 func (s *Server) Report() Report {
 	st := s.Status()
 	sum := s.metrics.Summary()
@@ -145,10 +151,49 @@ func (s *Server) Report() Report {
 		s.log.Warn("reading storage use from the index failed", "err", err)
 	}
 	r.Budget = s.budget(r.Storage)
-	if u := s.usageIfRunning(); u != nil && u.err == nil {
+	for _, pc := range sum.Proxies {
+		r.Budget.Evictions += pc.Evictions
+		r.Budget.EvictedBytes += pc.EvictedBytes
+	}
+	if u := s.countsIfRunning(reportRefresh); u != nil && u.err == nil {
 		r.IndexEntries, r.IndexAsOf = u.entries, &u.at
 	}
 	return r
+}
+
+// storage reads each owner's usage from the index's counters: the
+// configured proxies and hosted first, then any other owner holding blobs
+// (recovered files, a proxy since removed from the config).
+func (s *Server) storage() ([]StorageReport, error) {
+	s.mu.Lock()
+	idx, running := s.idx, s.state == StateRunning
+	s.mu.Unlock()
+	var all map[string]index.Usage
+	if running && idx != nil {
+		if err := idx.View(func(tx *index.Txn) error {
+			var err error
+			all, err = tx.Usages()
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	}
+	owners := make([]string, 0, len(s.cfg.Proxies)+1)
+	for _, p := range s.cfg.Proxies {
+		owners = append(owners, p.Name)
+	}
+	owners = append(owners, index.OriginHosted)
+	for _, o := range slices.Sorted(maps.Keys(all)) {
+		if !slices.Contains(owners, o) && all[o].Count > 0 {
+			owners = append(owners, o)
+		}
+	}
+	out := make([]StorageReport, 0, len(owners))
+	for _, o := range owners {
+		u := all[o]
+		out = append(out, StorageReport{Owner: o, Proxied: (index.BlobRecord{Origin: o}).Evictable(), Bytes: u.Bytes, Blobs: u.Count})
+	}
+	return out, nil
 }
 
 // budget is the configured budget against the proxied owners' use.
@@ -185,16 +230,17 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// usageIfRunning returns the index counts, or nil while the server is
-// not running (no count can be asked for then).
-func (s *Server) usageIfRunning() *usage {
+// countsIfRunning returns index counts no older than maxAge (or the
+// last ones, when a count takes longer than a second), or nil while the
+// server is not running (no count can be asked for then).
+func (s *Server) countsIfRunning(maxAge time.Duration) *indexCounts {
 	s.mu.Lock()
 	running := s.state == StateRunning
 	s.mu.Unlock()
 	if !running {
 		return nil
 	}
-	u := s.usage.get()
+	u := s.counts.get(maxAge)
 	if u != nil && u.err != nil {
 		s.log.Warn("counting index entries failed", "err", u.err)
 	}
@@ -219,7 +265,7 @@ func (s *Server) metricsState() metrics.State {
 	}
 	b := s.budget(storage)
 	st.CacheUsed, st.CacheBudget = b.UsedBytes, b.MaxBytes
-	if u := s.usageIfRunning(); u != nil && u.err == nil {
+	if u := s.countsIfRunning(DefaultIndexCountMaxAge); u != nil && u.err == nil {
 		st.IndexEntries = u.entries
 	}
 	return st

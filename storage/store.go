@@ -25,6 +25,7 @@ var ErrNoSpace = errors.New("no space left on the data disk")
 
 // Store is a blob store rooted at a directory.
 type Store struct {
+	claims  claims
 	root    string
 	blobs   string
 	tmp     string

@@ -31,6 +31,7 @@ Usage:
   wharf fsck [--data-dir DIR] [--repair]                           verify every stored blob against its digest
   wharf status [--url URL] [--json]                                summarise a running server: cache, upstreams, storage
   wharf cache stats|ls|evict|pin|unpin                             inspect and manage the cache of a running server
+  wharf gc [--dry-run] [--grace 1h]                                free hosted blobs no manifest references (server keeps running)
   wharf warm IMAGE... [--platform linux/amd64]                     fetch images into the cache ahead of need
   wharf version                                                    print the version
 
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(args[1:], stdout, stderr)
 	case "cache":
 		err = cmdCache(args[1:], stdout, stderr)
+	case "gc":
+		err = cmdGC(args[1:], stdout, stderr)
 	case "warm":
 		err = cmdWarm(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

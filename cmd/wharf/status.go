@@ -119,7 +119,8 @@ func printReport(w io.Writer, r server.Report, now time.Time) {
 	}
 	fmt.Fprintln(w)
 
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	c := r.Cache
 	joined := ""
 	if c.Coalesced > 0 {
@@ -134,19 +135,35 @@ func printReport(w io.Writer, r server.Report, now time.Time) {
 		if i == 0 {
 			label = "Storage"
 		}
-		budget := "no budget"
-		if s.Budget > 0 {
-			budget = fmt.Sprintf("budget %s (%.0f%% used)", humanBytes(s.Budget), 100*float64(s.Bytes)/float64(s.Budget))
+		kind := "never evicted"
+		if s.Proxied {
+			kind = "evictable"
 		}
-		fmt.Fprintf(tw, "%s\t%s: %s in %s blobs\t%s\n", label, s.Owner, humanBytes(s.Bytes), count(s.Blobs), budget)
+		fmt.Fprintf(tw, "%s\t%s: %s in %s blobs\t%s\n", label, s.Owner, humanBytes(s.Bytes), count(s.Blobs), kind)
+	}
+	if b := r.Budget; b.MaxBytes > 0 {
+		evicted := ""
+		if b.Evictions > 0 {
+			evicted = fmt.Sprintf("; evicted %s blobs, %s", count(b.Evictions), humanBytes(b.EvictedBytes))
+		}
+		fmt.Fprintf(tw, "Budget\t%s of %s used by the cache (%.0f%%)\tevicts above %.0f%%%s\n",
+			humanBytes(b.UsedBytes), humanBytes(b.MaxBytes), 100*float64(b.UsedBytes)/float64(b.MaxBytes), 100*b.HighWatermark, evicted)
+	} else {
+		fmt.Fprintf(tw, "Budget\tnone: the cache holds %s\tset cache.max_size to bound it\n", humanBytes(b.UsedBytes))
+	}
+	if e := r.IndexEntries; e != nil {
+		asOf := ""
+		if r.IndexAsOf != nil && now.Sub(*r.IndexAsOf) >= 5*time.Second {
+			asOf = fmt.Sprintf("counted %s ago", humanDuration(now.Sub(*r.IndexAsOf)))
+		}
+		fmt.Fprintf(tw, "Index\t%s blobs, %s manifests, %s tags\t%s\n", count(e["blob"]), count(e["manifest"]), count(e["tag"]), asOf)
 	}
 	if r.UploadsInProgress > 0 {
-		fmt.Fprintf(tw, "Uploads\t%d in progress\n", r.UploadsInProgress)
+		fmt.Fprintf(tw, "Uploads\t%d in progress\t\n", r.UploadsInProgress)
 	}
 	tw.Flush()
-	// Storage is counted by scanning the index, at most every 15 s.
-	if r.StorageAsOf != nil && now.Sub(*r.StorageAsOf) >= 2*time.Second {
-		fmt.Fprintf(w, "(storage as of %s ago)\n", humanDuration(now.Sub(*r.StorageAsOf)))
+	for line := range strings.Lines(table.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
 
 	if len(r.Proxies) == 0 {

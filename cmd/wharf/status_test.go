@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +47,7 @@ func startProxyServer(t *testing.T) *server.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(cfg, server.WithVersion("1.2.3"), server.WithStorageRefresh(0))
+	s, err := server.New(cfg, server.WithVersion("1.2.3"), server.WithIndexCountMaxAge(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,8 @@ func TestStatusCommand(t *testing.T) {
 		"from the cache,",
 		"hub: ",
 		"hosted: 0 B in 0 blobs",
-		"no budget",
+		"Budget   none: the cache holds 67.",
+		"Index    3 blobs, 1 manifests, 1 tags",
 		"hub → http://127.0.0.1:",
 		"(default): ok (last answer ",
 		"rate limit: 42 of 100 pulls left (42%) per 6h",
@@ -100,6 +103,12 @@ func TestStatusCommand(t *testing.T) {
 	var r server.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	// Without --url, the listen address of --config is asked.
+	cfgPath := filepath.Join(t.TempDir(), "wharf.yml")
+	os.WriteFile(cfgPath, []byte("listen: "+s.Addr()+"\n"), 0o644)
+	if code, out, errOut := runCmd("status", "--config", cfgPath); code != 0 || !strings.Contains(out, "running") {
+		t.Errorf("--config: exit %d: %s %s", code, out, errOut)
 	}
 	if r.Cache.Hits != 3 || len(r.Proxies) != 1 || r.Proxies[0].RateLimit == nil || r.Proxies[0].RateLimit.Remaining != 42 {
 		t.Errorf("--json report = %+v", r)
@@ -136,13 +145,14 @@ func TestHumanDuration(t *testing.T) {
 func TestPrintReport(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	ratio := 0.9
-	ok, fail, asOf := now.Add(-10*time.Minute), now.Add(-30*time.Second), now.Add(-7*time.Second)
+	ok, fail := now.Add(-10*time.Minute), now.Add(-30*time.Second)
 	r := server.Report{
 		Version: "1.0", State: server.StateRunning, Addr: "[::]:5000", MetricsAddr: "127.0.0.1:9090", UptimeSeconds: 93784,
-		Cache:       server.CacheReport{Hits: 1234567, Misses: 137174, HitRatio: &ratio, Coalesced: 12},
-		ServedBytes: map[string]int64{"hit": 5 << 30, "stale": 1 << 30, "miss": 512 << 20},
-		StorageAsOf: &asOf,
-		Storage:     []server.StorageReport{{Owner: "hub", Bytes: 3 << 30, Blobs: 1204, Budget: 10 << 30}, {Owner: "hosted", Bytes: 200 << 20, Blobs: 55}},
+		Cache:        server.CacheReport{Hits: 1234567, Misses: 137174, HitRatio: &ratio, Coalesced: 12},
+		ServedBytes:  map[string]int64{"hit": 5 << 30, "stale": 1 << 30, "miss": 512 << 20},
+		Storage:      []server.StorageReport{{Owner: "hub", Proxied: true, Bytes: 3 << 30, Blobs: 1204}, {Owner: "hosted", Bytes: 200 << 20, Blobs: 55}},
+		Budget:       server.BudgetReport{MaxBytes: 10 << 30, UsedBytes: 3 << 30, HighWatermark: 0.95, LowWatermark: 0.85, Evictions: 3, EvictedBytes: 1 << 20},
+		IndexEntries: map[string]int64{"blob": 1259, "manifest": 310, "tag": 42},
 		Proxies: []server.ProxyReport{{
 			Name: "hub", Upstream: "https://registry-1.docker.io", Default: true,
 			Cache:  server.CacheReport{Hits: 1234567, Misses: 137174, HitRatio: &ratio},
@@ -159,9 +169,10 @@ metrics on 127.0.0.1:9090
 
 Cache    1,234,567 hits, 137,174 misses, 0 stale           hit ratio 90.0%; 12 clients joined a fetch under way
 Served   6.0 GiB from the cache, 512.0 MiB from upstreams  0 B hosted
-Storage  hub: 3.0 GiB in 1,204 blobs                       budget 10.0 GiB (30% used)
-         hosted: 200.0 MiB in 55 blobs                     no budget
-(storage as of 7s ago)
+Storage  hub: 3.0 GiB in 1,204 blobs                       evictable
+         hosted: 200.0 MiB in 55 blobs                     never evicted
+Budget   3.0 GiB of 10.0 GiB used by the cache (30%)       evicts above 95%; evicted 3 blobs, 1.0 MiB
+Index    1,259 blobs, 310 manifests, 42 tags
 
 Upstreams
   hub → https://registry-1.docker.io (default): RATE-LIMITED (too many requests 30s ago; last good answer 10m ago)

@@ -1,0 +1,33 @@
+package storage
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wharf-registry/wharf/oci"
+)
+
+// A writer of a blob GC is deleting waits for the delete, then writes a
+// fresh copy; GC skips a blob being written.
+func TestClaims(t *testing.T) {
+	var c claims
+	d := oci.FromBytes([]byte("x"))
+	release := c.hold(d)
+	if _, ok := c.tryCollect(d); ok {
+		t.Fatal("collected a blob being written")
+	}
+	release()
+	done, ok := c.tryCollect(d)
+	if !ok {
+		t.Fatal("could not collect an idle blob")
+	}
+	held := make(chan struct{})
+	go func() { c.hold(d)(); close(held) }()
+	select {
+	case <-held:
+		t.Fatal("a writer did not wait for the collection")
+	case <-time.After(20 * time.Millisecond):
+	}
+	done()
+	<-held
+}
