@@ -141,7 +141,8 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 		return Manifest{}, err
 	}
 	now := p.o.Now()
-	err = p.o.Index.Update(ctx, func(tx *index.Txn) error {
+	// The bytes are stored: record them even if ctx ends now (see download).
+	err = p.o.Index.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
 		if _, err := tx.Blob(d); errors.Is(err, index.ErrNotFound) {
 			if err := tx.PutBlob(index.BlobRecord{Digest: d, Size: int64(len(body)), MediaType: mt, Created: now, LastAccess: now, Origin: p.o.Name}); err != nil {
 				return err
