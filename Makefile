@@ -12,7 +12,7 @@ export GOFLAGS := -buildvcs=false
 FUZZ_TARGETS := ./oci:FuzzParseDigest ./oci:FuzzValidateName ./oci:FuzzParseRange \
                 ./oci:FuzzParseContentRange ./oci:FuzzParseManifest ./registry:FuzzParseRoute
 
-.PHONY: all build run test unit e2e deps lint fuzz fuzz-short bench clean
+.PHONY: all build run test unit e2e deps lint fuzz fuzz-short bench stress clean
 
 all: build
 
@@ -52,8 +52,15 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=2m
 
+## stress: the kill -9 fault test, hundreds of rounds (ROUNDS=200; WHARF_CRASH_SEED=N replays a run)
+ROUNDS ?= 200
+stress:
+	WHARF_E2E_REQUIRE=1 WHARF_CRASH_ROUNDS=$(ROUNDS) $(GO) test -count=1 -v -timeout 2h -run '^TestCrashKill9$$' ./e2e/
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./registry/
+	$(GO) test -run '^$$' -bench 'PushBlob|PullBlob' -benchtime 3x ./registry/
+	$(GO) test -run '^$$' -bench WarmPullMetrics -benchtime 3000x ./registry/
+	$(GO) test -run '^$$' -bench . ./cache/index/ ./server/
 
 clean:
 	rm -rf bin

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index"
@@ -36,6 +37,12 @@ type Lifecycle struct {
 	m       *metrics.Metrics
 	now     func() time.Time
 	onEvict func(EvictReport)
+
+	// evictMu runs one eviction pass at a time: two passes computing
+	// what to free from the same usage figure would free it twice.
+	evictMu   sync.Mutex
+	relieving atomic.Bool
+	reliefWG  sync.WaitGroup
 
 	mu      sync.Mutex
 	active  map[oci.Digest]int
@@ -183,6 +190,7 @@ func (l *Lifecycle) Run(ctx context.Context, interval time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
+			l.reliefWG.Wait()
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := l.Flush(fctx); err != nil {
 				l.log.Warn("saving access times failed", "err", err)
@@ -247,8 +255,7 @@ func (l *Lifecycle) Enforce(ctx context.Context) ([]EvictReport, error) {
 			return reps, err
 		}
 		if float64(u.Bytes) > l.budget.High*float64(l.budget.MaxSize) {
-			target := int64(l.budget.Low * float64(l.budget.MaxSize))
-			rep, err := l.evict(ctx, "size", time.Time{}, u.Bytes-target)
+			rep, err := l.evictToLow(ctx)
 			if err != nil {
 				return reps, err
 			}
@@ -259,6 +266,16 @@ func (l *Lifecycle) Enforce(ctx context.Context) ([]EvictReport, error) {
 	}
 	return reps, nil
 }
+
+// evictToLow frees down to the low watermark, measuring usage under the
+// eviction lock so a concurrent pass cannot make it free too much.
+func (l *Lifecycle) evictToLow(ctx context.Context) (EvictReport, error) {
+	return l.evict(ctx, "size", time.Time{}, toLowWatermark)
+}
+
+// toLowWatermark as evict's free argument: free down to the low
+// watermark, measured once the pass holds the lock.
+const toLowWatermark = -2
 
 // EvictUnusedFor evicts everything not read for d (wharf cache evict --unused-for).
 func (l *Lifecycle) EvictUnusedFor(ctx context.Context, d time.Duration) (EvictReport, error) {
@@ -271,8 +288,16 @@ func (l *Lifecycle) EvictUnusedFor(ctx context.Context, d time.Duration) (EvictR
 // evict removes least-recently-used blobs last read before `before` (zero:
 // any time) until `free` bytes are gone (negative: no byte limit).
 func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, free int64) (EvictReport, error) {
+	l.evictMu.Lock()
+	defer l.evictMu.Unlock()
 	before0, _ := l.ProxiedUsage()
 	rep := EvictReport{Reason: reason, UsedBefore: before0.Bytes, Budget: l.budget.MaxSize}
+	if free == toLowWatermark {
+		free = before0.Bytes - int64(l.budget.Low*float64(l.budget.MaxSize))
+		if free <= 0 {
+			return rep, nil
+		}
+	}
 	// Walk the LRU order in windows: collect candidates with a read
 	// transaction, then remove each with its own small write.
 	var skip = map[oci.Digest]bool{}
@@ -374,4 +399,29 @@ func (l *Lifecycle) evictOne(ctx context.Context, d oci.Digest, before time.Time
 	}
 	l.m.Evicted(rec.Origin, 1, rec.Size)
 	return rec.Size, true, nil
+}
+
+// RelieveDiskPressure evicts least-recently-used proxied content in the
+// background after a write failed for lack of disk space, whatever the
+// budget says: a quarter of what proxies hold (at least 16 MiB), so the
+// next fill can succeed. Only one relief runs at a time.
+func (l *Lifecycle) RelieveDiskPressure() {
+	if l == nil || !l.relieving.CompareAndSwap(false, true) {
+		return
+	}
+	l.reliefWG.Add(1)
+	go func() {
+		defer l.reliefWG.Done()
+		defer l.relieving.Store(false)
+		u, err := l.ProxiedUsage()
+		if err != nil || u.Bytes == 0 {
+			return
+		}
+		free := max(u.Bytes/4, 16<<20)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if _, err := l.evict(ctx, "disk full", time.Time{}, free); err != nil {
+			l.log.Warn("evicting to relieve a full disk failed", "err", err)
+		}
+	}()
 }

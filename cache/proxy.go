@@ -313,6 +313,11 @@ func (p *Proxy) run(f *fill, repo string) {
 	joined := f.waiters
 	f.mu.Unlock()
 	if err != nil {
+		if errors.Is(err, storage.ErrNoSpace) {
+			p.log.Warn("data disk full: blob not cached; evicting cached content to make room", "repo", repo, "digest", f.digest, "err", err)
+			p.o.Lifecycle.RelieveDiskPressure()
+			return
+		}
 		p.log.Warn("upstream blob fetch failed; nothing cached", "repo", repo, "digest", f.digest, "err", err)
 		return
 	}

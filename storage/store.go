@@ -119,17 +119,21 @@ func (s *Store) Put(ctx context.Context, d oci.Digest, size int64, r io.Reader) 
 // Writer writes one blob: Write, then Commit with the expected digest, or
 // Abort. Abort after Commit is a no-op, so `defer w.Abort()` is safe.
 type Writer struct {
-	s    *Store
-	f    *os.File
-	alg  string
-	h    hash.Hash
-	n    int64
-	done bool
+	sinceCheck int64
+	s          *Store
+	f          *os.File
+	alg        string
+	h          hash.Hash
+	n          int64
+	done       bool
 }
 
 // NewWriter starts a blob in the store's tmp directory, hashing with alg
 // (sha256 or sha512).
 func (s *Store) NewWriter(alg string) (*Writer, error) {
+	if err := s.checkSpace(); err != nil {
+		return nil, err
+	}
 	f, err := os.CreateTemp(s.tmp, "blob-*")
 	if err != nil {
 		return nil, classify(err)
@@ -138,6 +142,12 @@ func (s *Store) NewWriter(alg string) (*Writer, error) {
 }
 
 func (w *Writer) Write(p []byte) (int, error) {
+	if w.sinceCheck += int64(len(p)); w.sinceCheck >= checkEvery {
+		w.sinceCheck = 0
+		if err := w.s.checkSpace(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)

@@ -49,6 +49,9 @@ func (s *Store) CreateUpload(id string) (*Upload, error) {
 	if !ValidUploadID(id) {
 		return nil, fmt.Errorf("storage: invalid upload id")
 	}
+	if err := s.checkSpace(); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(s.uploadPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, classify(err)
@@ -134,9 +137,12 @@ func (u *Upload) Append(offset int64, r io.Reader) (int64, error) {
 		saved, _ = u.h.(encoding.BinaryMarshaler).MarshalBinary()
 		h = u.h
 	}
-	var dst io.Writer = f
+	if err := u.s.checkSpace(); err != nil {
+		return 0, err
+	}
+	var dst io.Writer = &spaceChecked{w: f, s: u.s}
 	if h != nil {
-		dst = io.MultiWriter(f, h)
+		dst = io.MultiWriter(dst, h)
 	}
 	buf := getBuf()
 	n, err := io.CopyBuffer(dst, onlyReader{r}, *buf)
@@ -224,4 +230,21 @@ func (u *Upload) Checkpoint() (rollback func()) {
 			u.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state)
 		}
 	}
+}
+
+// spaceChecked checks the free-space reserve every few MiB of a write.
+type spaceChecked struct {
+	w     io.Writer
+	s     *Store
+	since int64
+}
+
+func (c *spaceChecked) Write(p []byte) (int, error) {
+	if c.since += int64(len(p)); c.since >= checkEvery {
+		c.since = 0
+		if err := c.s.checkSpace(); err != nil {
+			return 0, err
+		}
+	}
+	return c.w.Write(p)
 }
