@@ -227,7 +227,16 @@ func (p *Proxy) OpenBlob(ctx context.Context, repo string, d oci.Digest) (*Blob,
 	}
 	src := SourceMiss
 	if !started {
-		p.o.Metrics.CoalescedFetch(p.o.Name)
+		f.mu.Lock()
+		verified := f.verified
+		f.mu.Unlock()
+		if verified {
+			// Downloaded and verified, only its commit still running:
+			// for this client it is a hit, and nothing was coalesced.
+			src = SourceHit
+		} else {
+			p.o.Metrics.CoalescedFetch(p.o.Name)
+		}
 	}
 	return &Blob{Digest: d, Size: f.size, Source: src, fill: f, proxy: p}, nil
 }
