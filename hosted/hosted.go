@@ -236,7 +236,9 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, offset int6
 	}
 	size := u.Size()
 	s.forget(id)
-	return s.idx.Update(ctx, func(tx *index.Txn) error {
+	// The file is in place: record it even if the client hangs up now,
+	// or it would sit on disk unindexed until a crash reconcile.
+	return s.idx.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
 		if err := s.recordBlob(tx, d, size, ""); err != nil {
 			return err
 		}
@@ -285,7 +287,7 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d oci.Digest, size i
 	if err != nil {
 		return err
 	}
-	return s.idx.Update(ctx, func(tx *index.Txn) error {
+	return s.idx.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
 		if err := s.recordBlob(tx, d, n, ""); err != nil {
 			return err
 		}

@@ -115,7 +115,9 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 		sd := m.Subject.Digest
 		rec.Subject = &sd
 	}
-	err = s.idx.Update(ctx, func(tx *index.Txn) error {
+	// The manifest's bytes are stored: finish recording it even if the
+	// client hangs up now.
+	err = s.idx.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
 		// Check again, touching what is referenced, so that a garbage
 		// collection deleting any of it either sees this push or makes
 		// it fail: never both succeed (gc.go).
