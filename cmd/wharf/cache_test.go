@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -13,9 +12,6 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/wharf-registry/wharf/config"
-	"github.com/wharf-registry/wharf/server"
 )
 
 func TestCacheCommands(t *testing.T) {
@@ -27,29 +23,8 @@ func TestCacheCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cfg, err := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  access_log: false\nproxies:\n  - name: hub\n    upstream: %s\n    default: true\ncache:\n  max_size: 1GiB\n", dir, origin.URL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown(context.Background())
-	pulled, _ := name.ParseReference(s.Addr()+"/alpine:3.20", name.Insecure)
-	got, err := remote.Image(pulled)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, _ := got.Layers()
-	for _, l := range ls {
-		rc, _ := l.Compressed()
-		io.Copy(io.Discard, rc)
-		rc.Close()
-	}
+	s := startServer(t, dir, fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\ncache:\n  max_size: 1GiB\n", origin.URL))
+	pullImage(t, s.Addr(), "alpine:3.20")
 
 	run := func(args ...string) string {
 		t.Helper()
@@ -92,16 +67,7 @@ func TestWarm(t *testing.T) {
 	if err := remote.WriteIndex(oref, idx); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	cfg, _ := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  access_log: false\nproxies:\n  - name: hub\n    upstream: %s\n    default: true\n", dir, origin.URL)))
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown(context.Background())
+	s := startServer(t, t.TempDir(), fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\n", origin.URL))
 	code, out, errOut := runCmd("warm", "multi:1", "--url", "http://"+s.Addr())
 	if code != 0 {
 		t.Fatalf("warm: %d %s %s", code, out, errOut)

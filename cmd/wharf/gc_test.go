@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -11,24 +9,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/server"
 )
 
 func TestGCCommand(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Parse(fmt.Appendf(nil, "listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  access_log: false\nhosted:\n  - name: team\n", dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown(context.Background())
+	s := startServer(t, dir, "hosted:\n  - name: team\n")
 	push := func(tag string) string {
 		img, _ := random.Image(16<<10, 2)
 		r, _ := name.ParseReference(s.Addr()+"/team/app:"+tag, name.Insecure)

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/server"
+)
+
+// startServer runs an in-process server on 127.0.0.1:0 with dir as its
+// data dir; extra is YAML appended to the config (proxies, hosted, …).
+func startServer(t *testing.T, dir, extra string) *server.Server {
+	t.Helper()
+	cfg, err := config.Parse(fmt.Appendf(nil, "listen: 127.0.0.1:0\ndata_dir: %s\nlog:\n  access_log: false\n%s", dir, extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
+}
+
+// pullImage pulls addr/ref through the registry API and reads every layer.
+func pullImage(t *testing.T, addr, ref string) {
+	t.Helper()
+	r, err := name.ParseReference(addr+"/"+ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := got.Layers()
+	for _, l := range ls {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, rc)
+		if err := rc.Close(); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+	}
+}
