@@ -30,6 +30,8 @@ type Config struct {
 	Cache   Cache    `yaml:"cache,omitempty"`
 	Metrics Metrics  `yaml:"metrics,omitempty"`
 	GC      GC       `yaml:"gc"`
+	Auth    Auth     `yaml:"auth,omitempty"`
+	TLS     TLS      `yaml:"tls,omitempty"`
 
 	// HostAll makes every repository name hosted (tests and embedders;
 	// not settable from YAML).
@@ -49,6 +51,9 @@ type Log struct {
 // Hosted is a namespace that accepts pushes.
 type Hosted struct {
 	Name string `yaml:"name"`
+	// AnonymousPull lets anyone pull without logging in when auth is on
+	// (default false: hosted content needs a login).
+	AnonymousPull bool `yaml:"anonymous_pull,omitempty"`
 }
 
 // DefaultListen is where wharf listens with no config: the port Docker's
@@ -179,6 +184,8 @@ func (c *Config) applyDefaults() {
 	}
 	c.proxyDefaults()
 	c.gcDefaults()
+	c.authDefaults()
+	c.tlsDefaults()
 	if c.Log.AccessLog == nil {
 		t := true
 		c.Log.AccessLog = &t
@@ -240,6 +247,8 @@ func (c *Config) Validate() error {
 	c.validateCache(add)
 	c.validateMetrics(add)
 	c.validateGC(add)
+	c.validateAuth(add)
+	c.validateTLS(add)
 	names := make([]string, 0, len(seen))
 	for n := range seen {
 		names = append(names, n)
@@ -268,6 +277,13 @@ func (c *Config) Sanitize() *Config {
 		if cp.Proxies[i].Password != "" {
 			cp.Proxies[i].Password = "******"
 		}
+	}
+	if l := c.Auth.LDAP; l != nil {
+		lc := *l
+		if lc.BindPassword != "" {
+			lc.BindPassword = "******"
+		}
+		cp.Auth.LDAP = &lc
 	}
 	return &cp
 }

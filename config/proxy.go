@@ -38,7 +38,13 @@ type Proxy struct {
 	CAFile string `yaml:"ca_file,omitempty"`
 	// Insecure skips TLS verification. Only for testing.
 	Insecure bool `yaml:"insecure,omitempty"`
+	// AnonymousPull lets clients pull without logging in when auth is on
+	// (default true: a mirror is usually open to the team).
+	AnonymousPull *bool `yaml:"anonymous_pull,omitempty"`
 }
+
+// AllowsAnonymousPull reports the effective anonymous_pull.
+func (p Proxy) AllowsAnonymousPull() bool { return p.AnonymousPull == nil || *p.AnonymousPull }
 
 // DefaultTagTTL is used when a proxy sets no tag_ttl.
 const DefaultTagTTL = 5 * time.Minute
