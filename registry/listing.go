@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/wharf-registry/wharf/oci"
@@ -78,6 +79,10 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt Route, tg targ
 }
 
 func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ Route, tg target) error {
+	canPull, err := h.authorizeCatalog(w, r)
+	if err != nil {
+		return err
+	}
 	n, last, _, err := pagination(r)
 	if err != nil {
 		return err
@@ -86,6 +91,7 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, _ Route, tg ta
 	if err != nil {
 		return err
 	}
+	repos = slices.DeleteFunc(repos, func(name string) bool { return !canPull(name) })
 	if n == 0 {
 		repos = nil
 	} else if len(repos) > n {

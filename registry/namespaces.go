@@ -18,7 +18,9 @@ type ProxyNamespace struct {
 	DockerHub bool
 	// Hosts are the upstream's host names, matched against ?ns=.
 	Hosts []string
-	Proxy *cache.Proxy
+	// AnonymousPull: with auth on, pulls need no login.
+	AnonymousPull bool
+	Proxy         *cache.Proxy
 }
 
 // target is where a repository name leads.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
 	"github.com/wharf-registry/wharf/oci"
@@ -20,6 +21,11 @@ type Options struct {
 	HostAll          bool
 	// Proxies are the pull-through namespaces.
 	Proxies []ProxyNamespace
+	// Auth checks who sends each request and what they may do; nil
+	// allows everything.
+	Auth *auth.Service
+	// HostedAnonymousPull names hosted namespaces open to anonymous pulls.
+	HostedAnonymousPull map[string]bool
 
 	Logger    *slog.Logger
 	Metrics   *metrics.Metrics
@@ -113,6 +119,13 @@ func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, rt Route) (er
 		}
 		if tg.proxy != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return h.readOnly(tg)
+		}
+		if err := h.authorize(w, r, rt, tg); err != nil {
+			return err
+		}
+	} else if rt.Kind == KindBase {
+		if err := h.authorizeBase(w, r); err != nil {
+			return err
 		}
 	}
 	return fn(w, r, rt, tg)

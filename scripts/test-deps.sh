@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests start as real processes: Debian packages
-# (docker, Distribution, skopeo, containerd, a static busybox, Prometheus) and the OCI
+# (docker, Distribution, skopeo, containerd, a static busybox, Prometheus,
+# OpenLDAP, Pebble) and the OCI
 # conformance program. Idempotent: installs only what is missing, prints one
 # line per thing installed, and runs `apt-get update` at most once.
 set -euo pipefail
@@ -16,6 +17,9 @@ DEB_PACKAGES=(
 	containerd       # /usr/bin/containerd, /usr/bin/ctr
 	busybox-static   # /bin/busybox, packed into the runnable test image
 	prometheus       # /usr/bin/prometheus scrapes wharf, /usr/bin/promtool lints /metrics
+	slapd            # /usr/sbin/slapd, /usr/sbin/slapadd: the OpenLDAP directory of the auth tests
+	ldap-utils       # ldapwhoami, ldapsearch: checks of the seeded directory
+	pebble           # /usr/bin/pebble: the ACME server wharf gets certificates from
 )
 
 # Go programs installed into $ROOT/.cache/bin: "binary module@version".

@@ -230,3 +230,21 @@ func (s *Server) EvictImage(ctx context.Context, image string) (any, error) {
 	}
 	return s.life.EvictImage(ctx, canon, ref)
 }
+
+// requireAdmin lets only users with the admin role through (Basic
+// credentials or a token from /auth/token).
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.auth.Identify(r)
+		switch {
+		case err != nil || id.Anonymous():
+			w.Header().Set("WWW-Authenticate", `Basic realm="wharf admin"`)
+			http.Error(w, "the admin API needs an admin's credentials", http.StatusUnauthorized)
+		case !s.auth.Policy().IsAdmin(id):
+			s.log.Warn("admin API refused", "user", id.User, "remote", r.RemoteAddr, "path", r.URL.Path)
+			http.Error(w, "user "+id.User+" is not an admin (auth.admins)", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}

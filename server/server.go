@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/config"
@@ -76,6 +77,10 @@ func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 // WithBlobCopy picks "sendfile" or "buffer" for serving stored blobs.
 func WithBlobCopy(mode string) Option { return func(s *Server) { s.blobCopy = mode } }
 
+// WithLDAP replaces the directory the auth section configures with src
+// (tests, and embedders with their own user source).
+func WithLDAP(src auth.Source) Option { return func(s *Server) { s.ldap = src } }
+
 // Server is one wharf instance.
 type Server struct {
 	cfg      *config.Config
@@ -105,6 +110,8 @@ type Server struct {
 	watches    []*upstreamWatch // one per proxy, in config order
 	ops        *opsListener     // nil unless metrics.listen is set
 	counts     *countCache
+	auth       *auth.Service // nil: no auth section
+	ldap       auth.Source   // replaces the configured directory (tests)
 	// noLifecycle leaves the proxies without access times or in-use
 	// marks: the baseline of the bookkeeping benchmark (export_test.go).
 	noLifecycle bool
@@ -205,6 +212,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	if s.proxies, err = s.buildProxies(); err != nil {
 		return err
+	}
+	if s.auth, err = auth.New(s.cfg.Auth, dir, auth.Options{Logger: s.log, Metrics: s.metrics, LDAP: s.ldap}); err != nil {
+		return fmt.Errorf("auth: %w", err)
 	}
 	if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, true); err != nil {
 		return err
@@ -347,10 +357,11 @@ func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 			return nil, fmt.Errorf("proxy %s: %w", pc.Name, err)
 		}
 		out = append(out, registry.ProxyNamespace{
-			Name:      pc.Name,
-			Default:   pc.Default,
-			DockerHub: pc.IsDockerHub(),
-			Hosts:     pc.Hosts(),
+			Name:          pc.Name,
+			Default:       pc.Default,
+			DockerHub:     pc.IsDockerHub(),
+			Hosts:         pc.Hosts(),
+			AnonymousPull: pc.AllowsAnonymousPull(),
 			Proxy: cache.New(cache.Options{
 				Name:      pc.Name,
 				Upstream:  up,
@@ -397,10 +408,19 @@ func (s *Server) routes() http.Handler {
 		AccessLog:        *s.cfg.Log.AccessLog,
 		OnEvent:          s.publish,
 		BlobCopy:         s.blobCopy,
+		Auth:             s.auth,
+
+		HostedAnonymousPull: hostedAnonymous(s.cfg),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", api)
 	mux.Handle("/v2", api)
+	if s.auth != nil {
+		mux.HandleFunc(registry.TokenPath, api.ServeToken)
+		// The admin API over the network, for admins only; the unix
+		// socket in the data dir stays for local use without a login.
+		mux.Handle("/-/admin/", http.StripPrefix("/-/admin", s.requireAdmin(s.adminRoutes())))
+	}
 	// With metrics.listen set, /metrics moves to that listener; health
 	// and status answer on both.
 	s.opsRoutes(mux, s.cfg.Metrics.Listen == "")
@@ -410,6 +430,16 @@ func (s *Server) routes() http.Handler {
 		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
 	})
 	return mux
+}
+
+func hostedAnonymous(c *config.Config) map[string]bool {
+	out := map[string]bool{}
+	for _, h := range c.Hosted {
+		if h.AnonymousPull {
+			out[h.Name] = true
+		}
+	}
+	return out
 }
 
 func hostedNames(c *config.Config) []string {
@@ -486,6 +516,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.lifeCancel()
 	<-s.lifeDone
+	s.auth.Close()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -33,6 +33,7 @@ Usage:
   wharf cache stats|ls|evict|pin|unpin                             inspect and manage the cache of a running server
   wharf gc [--dry-run] [--grace 1h]                                free hosted blobs no manifest references (server keeps running)
   wharf warm IMAGE... [--platform linux/amd64]                     fetch images into the cache ahead of need
+  wharf user add|rm|ls NAME [--htpasswd FILE]                     manage the users of the htpasswd file
   wharf version                                                    print the version
 
 Run 'wharf COMMAND --help' for the flags of a command.
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdGC(args[1:], stdout, stderr)
 	case "warm":
 		err = cmdWarm(args[1:], stdout, stderr)
+	case "user":
+		err = cmdUser(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wharf %s\n", version)
 	case "help", "-h", "--help":

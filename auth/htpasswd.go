@@ -1,0 +1,313 @@
+package auth
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// htpasswdRecheck is how often the file's mtime and size are looked at.
+const htpasswdRecheck = time.Second
+
+// Htpasswd is a user source backed by an Apache htpasswd file of bcrypt
+// hashes. It notices when the file changes and reloads it; a file that
+// no longer parses keeps the last good users and logs why.
+type Htpasswd struct {
+	path string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	users   map[string][]byte
+	stamp   fileStamp
+	checked time.Time
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// bcryptCost is the cost of new hashes (tests lower it: bcrypt under the
+// race detector takes a second a hash).
+var bcryptCost = bcrypt.DefaultCost
+
+// dummyHash is compared against when the user is unknown, so an unknown
+// user costs the same bcrypt time as a wrong password.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("wharf-no-such-user"), bcryptCost)
+	return h
+})
+
+// NewHtpasswd loads path. A missing file is an error naming the command
+// that creates it; a line with a hash other than bcrypt is an error
+// naming the line and user.
+func NewHtpasswd(path string, log *slog.Logger) (*Htpasswd, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Htpasswd{path: path, log: log}
+	users, st, err := loadHtpasswd(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("htpasswd file %s does not exist; create it with `wharf user add NAME --htpasswd %s`", path, path)
+		}
+		return nil, err
+	}
+	if len(users) == 0 {
+		log.Warn("htpasswd file has no users; add one with `wharf user add NAME`", "file", path)
+	}
+	h.users, h.stamp, h.checked = users, st, time.Now()
+	return h, nil
+}
+
+// Users lists the user names (sorted by the caller when needed).
+func (h *Htpasswd) Users() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.users))
+	for u := range h.users {
+		out = append(out, u)
+	}
+	return out
+}
+
+// Has reports whether user is in the file.
+func (h *Htpasswd) Has(user string) bool {
+	h.refresh()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.users[user]
+	return ok
+}
+
+// Authenticate checks user and password in constant time with respect to
+// whether the user exists.
+func (h *Htpasswd) Authenticate(_ context.Context, user, password string) (Identity, error) {
+	h.refresh()
+	h.mu.Lock()
+	hash, ok := h.users[user]
+	h.mu.Unlock()
+	if !ok {
+		hash = dummyHash()
+	}
+	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil || !ok {
+		return Identity{}, ErrInvalidCredentials
+	}
+	return Identity{User: user, Source: "htpasswd"}, nil
+}
+
+// Generation changes whenever the users were reloaded; login caches key
+// on it so a removed user or changed password takes effect at once.
+func (h *Htpasswd) Generation() fileStamp {
+	h.refresh()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stamp
+}
+
+func (h *Htpasswd) refresh() {
+	h.mu.Lock()
+	if time.Since(h.checked) < htpasswdRecheck {
+		h.mu.Unlock()
+		return
+	}
+	h.checked = time.Now()
+	old := h.stamp
+	h.mu.Unlock()
+
+	fi, err := os.Stat(h.path)
+	if err != nil {
+		h.log.Warn("htpasswd file unreadable; keeping the users loaded before", "file", h.path, "err", err)
+		return
+	}
+	if (fileStamp{fi.ModTime(), fi.Size()}) == old {
+		return
+	}
+	users, st, err := loadHtpasswd(h.path)
+	if err != nil {
+		h.log.Error("htpasswd file changed but cannot be loaded; keeping the users loaded before", "file", h.path, "err", err)
+		h.mu.Lock()
+		h.stamp = fileStamp{fi.ModTime(), fi.Size()} // do not retry until it changes again
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Lock()
+	h.users, h.stamp = users, st
+	h.mu.Unlock()
+	h.log.Info("htpasswd file reloaded", "file", h.path, "users", len(users))
+}
+
+func loadHtpasswd(path string) (map[string][]byte, fileStamp, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	users := map[string][]byte{}
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(text, ":")
+		if !ok || user == "" {
+			return nil, fileStamp{}, fmt.Errorf("%s line %d: not NAME:HASH", path, line)
+		}
+		if kind := hashKind(hash); kind != "bcrypt" {
+			return nil, fileStamp{}, fmt.Errorf("%s line %d: user %s has a %s hash; wharf accepts only bcrypt ($2y$). Set the password again with `wharf user add %s --htpasswd %s` (or `htpasswd -B`)", path, line, user, kind, user, path)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fileStamp{}, fmt.Errorf("%s line %d: user %s: malformed bcrypt hash", path, line, user)
+		}
+		users[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fileStamp{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return users, fileStamp{fi.ModTime(), fi.Size()}, nil
+}
+
+// hashKind names the scheme of an htpasswd hash.
+func hashKind(h string) string {
+	switch {
+	case strings.HasPrefix(h, "$2y$"), strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"):
+		return "bcrypt"
+	case strings.HasPrefix(h, "$apr1$"):
+		return "MD5 ($apr1$)"
+	case strings.HasPrefix(h, "{SHA}"):
+		return "SHA-1 ({SHA})"
+	case strings.HasPrefix(h, "$5$"), strings.HasPrefix(h, "$6$"):
+		return "SHA-crypt"
+	case strings.HasPrefix(h, "$"):
+		return "unsupported"
+	default:
+		return "crypt or plain-text"
+	}
+}
+
+// ValidUserName reports whether name can be stored in an htpasswd file and
+// used as a Docker login.
+func ValidUserName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("user name is empty")
+	case len(name) > 256:
+		return errors.New("user name is longer than 256 characters")
+	case strings.ContainsAny(name, ": \t\r\n\x00"):
+		return fmt.Errorf("user name %q must not contain ':', spaces or control characters", name)
+	}
+	return nil
+}
+
+// SetPassword adds user to the htpasswd file at path, or replaces their
+// hash, with a bcrypt hash of password. The file is written atomically
+// with mode 0600 (created with its directory when missing); other lines
+// are kept as they are. It reports whether the user was new.
+func SetPassword(path, user, password string) (added bool, err error) {
+	if err := ValidUserName(user); err != nil {
+		return false, err
+	}
+	if password == "" {
+		return false, errors.New("password is empty")
+	}
+	if len(password) > 72 {
+		return false, errors.New("password is longer than 72 bytes, the most bcrypt can check")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	if err != nil {
+		return false, err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	var out bytes.Buffer
+	added = true
+	for _, l := range strings.SplitAfter(string(old), "\n") {
+		if l == "" {
+			continue
+		}
+		if name, _, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && name == user {
+			if !added {
+				continue // a duplicate line: drop it
+			}
+			added = false
+			fmt.Fprintf(&out, "%s:%s\n", user, hash)
+			continue
+		}
+		out.WriteString(l)
+		if !strings.HasSuffix(l, "\n") {
+			out.WriteByte('\n')
+		}
+	}
+	if added {
+		fmt.Fprintf(&out, "%s:%s\n", user, hash)
+	}
+	return added, writeFileAtomic(path, out.Bytes(), 0o600)
+}
+
+// DeleteUser removes user from the file; it reports whether they were there.
+func DeleteUser(path, user string) (bool, error) {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	var out bytes.Buffer
+	found := false
+	for _, l := range strings.SplitAfter(string(old), "\n") {
+		if name, _, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && name == user {
+			found = true
+			continue
+		}
+		out.WriteString(l)
+	}
+	if !found {
+		return false, nil
+	}
+	return true, writeFileAtomic(path, out.Bytes(), 0o600)
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

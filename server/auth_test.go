@@ -1,0 +1,226 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wharf-registry/wharf/server"
+)
+
+// writeHtpasswd writes users with cheap bcrypt hashes (the cost is in
+// each hash; the race detector makes the default cost take a second).
+func writeHtpasswd(t testing.TB, users map[string]string) string {
+	t.Helper()
+	var b strings.Builder
+	for u, p := range users {
+		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:%s\n", u, h)
+	}
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startAuthServer(t *testing.T) (*server.Server, *origin) {
+	t.Helper()
+	o := newOrigin(t)
+	img, _ := random.Image(4096, 2)
+	o.push(t, "library/busybox:latest", img)
+	hp := writeHtpasswd(t, map[string]string{"alice": "alice-pw", "carol": "carol-pw", "root": "root-pw"})
+	cfg := proxyConfig(t, o.URL, fmt.Sprintf(`auth:
+  htpasswd: %s
+  admins: [root]
+  max_failures: 5
+  rules:
+    - repository: team/restricted/*
+      push: [alice]
+`, hp))
+	return startWith(t, cfg), o
+}
+
+func unauthorized(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "UNAUTHORIZED") || strings.Contains(err.Error(), "401"))
+}
+
+func basic(user, pw string) remote.Option {
+	return remote.WithAuth(&authn.Basic{Username: user, Password: pw})
+}
+
+func TestAuthFlows(t *testing.T) {
+	s, _ := startAuthServer(t)
+	base := "http://" + s.Addr()
+
+	// /v2/ challenges anonymous clients towards the token service.
+	resp, body, err := get(t, base+"/v2/")
+	if err != nil || resp.StatusCode != 401 || !strings.Contains(string(body), `"UNAUTHORIZED"`) {
+		t.Fatalf("anonymous /v2/: %v %v %s", err, resp, body)
+	}
+	want := fmt.Sprintf(`Bearer realm="%s/auth/token",service="wharf"`, base)
+	if got := resp.Header.Get("WWW-Authenticate"); got != want {
+		t.Fatalf("challenge %q, want %q", got, want)
+	}
+
+	// Proxy pulls stay anonymous; the client follows the challenge to an
+	// anonymous token.
+	if _, err := remote.Image(ref(t, s, "library/busybox:latest")); err != nil {
+		t.Fatalf("anonymous pull through the mirror: %v", err)
+	}
+	if _, err := remote.Image(ref(t, s, "hub/library/busybox:latest")); err != nil {
+		t.Fatalf("anonymous pull by prefix: %v", err)
+	}
+
+	img, _ := random.Image(2048, 1)
+	if err := remote.Write(ref(t, s, "team/app:1"), img); !unauthorized(err) {
+		t.Fatalf("anonymous push: %v", err)
+	}
+	if err := remote.Write(ref(t, s, "team/app:1"), img, basic("alice", "alice-pw")); err != nil {
+		t.Fatalf("push as alice: %v", err)
+	}
+	if _, err := remote.Image(ref(t, s, "team/app:1"), basic("carol", "carol-pw")); err != nil {
+		t.Fatalf("pull as carol: %v", err)
+	}
+	if _, err := remote.Image(ref(t, s, "team/app:1")); !unauthorized(err) {
+		t.Fatalf("anonymous pull of hosted content: %v", err)
+	}
+	if err := remote.Write(ref(t, s, "team/restricted/x:1"), img, basic("carol", "carol-pw")); err == nil || !strings.Contains(err.Error(), "DENIED") {
+		t.Fatalf("carol pushing where only alice may: %v", err)
+	}
+	if err := remote.Write(ref(t, s, "team/restricted/x:1"), img, basic("alice", "alice-pw")); err != nil {
+		t.Fatalf("alice pushing to restricted: %v", err)
+	}
+	if err := remote.Write(ref(t, s, "team/app:2"), img, basic("alice", "wrong")); !unauthorized(err) {
+		t.Fatalf("wrong password: %v", err)
+	}
+
+	// Basic credentials on a request work without the token dance (curl).
+	req, _ := http.NewRequest("GET", base+"/v2/team/app/manifests/1", nil)
+	req.SetBasicAuth("carol", "carol-pw")
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("basic GET: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+
+	// containerd asks with an OAuth2 password grant first.
+	form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice-pw"}, "service": {"wharf"}, "scope": {"repository:team/app:pull,push"}, "client_id": {"containerd-client"}}
+	resp, err = http.PostForm(base+"/auth/token", form)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST token: %v %v", err, resp)
+	}
+	var tok struct {
+		Token     string `json:"access_token"`
+		ExpiresIn int    `json:"expires_in"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if tok.Token == "" || tok.ExpiresIn < 60 {
+		t.Fatalf("token answer %+v", tok)
+	}
+	req, _ = http.NewRequest("GET", base+"/v2/team/app/tags/list", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("bearer GET: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+
+	// The catalog needs a login.
+	if resp, _, _ := get(t, base+"/v2/_catalog"); resp.StatusCode != 401 {
+		t.Errorf("anonymous catalog: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("GET", base+"/v2/_catalog", nil)
+	req.SetBasicAuth("carol", "carol-pw")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("catalog: %v %v", err, resp)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "team/app") {
+			t.Errorf("catalog %s", b)
+		}
+	}
+
+	// Proxies stay read-only for everyone, admins included.
+	req, _ = http.NewRequest("POST", base+"/v2/hub/x/blobs/uploads/", nil)
+	req.SetBasicAuth("root", "root-pw")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 405 {
+		t.Fatalf("push to a proxy: %v %v", err, resp)
+	}
+
+	// The admin API: admins only.
+	for user, want := range map[string]int{"": 401, "carol": 403, "root": 200} {
+		req, _ := http.NewRequest("GET", base+"/-/admin/cache/stats", nil)
+		if user != "" {
+			req.SetBasicAuth(user, user+"-pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != want {
+			t.Errorf("admin API as %q: %v %v, want %d", user, err, resp, want)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+}
+
+func TestAuthBruteForce(t *testing.T) {
+	s, _ := startAuthServer(t)
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	}
+	login := func(c *http.Client, pw string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/auth/token?service=wharf", nil)
+		req.SetBasicAuth("alice", pw)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	attacker := from("127.0.0.1")
+	var last *http.Response
+	for i := 0; i < 8 && (last == nil || last.StatusCode != 429); i++ {
+		last = login(attacker, fmt.Sprintf("guess-%d", i))
+	}
+	if last.StatusCode != 429 || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("no 429 after repeated failures: %d", last.StatusCode)
+	}
+	if r := login(attacker, "alice-pw"); r.StatusCode != 429 {
+		t.Errorf("the blocked address got %d with the right password", r.StatusCode)
+	}
+	if r := login(from("127.0.0.2"), "alice-pw"); r.StatusCode != 200 {
+		t.Errorf("the right password from another address: %d", r.StatusCode)
+	}
+}
+
+func TestAuthOffLeavesEverythingOpen(t *testing.T) {
+	s := start(t, testConfig(t, ""))
+	resp, _, err := get(t, "http://"+s.Addr()+"/v2/")
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("/v2/ without auth: %v %v", err, resp)
+	}
+	if resp, _, _ := get(t, "http://"+s.Addr()+"/auth/token"); resp.StatusCode != 404 {
+		t.Errorf("token endpoint without auth: %d", resp.StatusCode)
+	}
+}
