@@ -20,7 +20,7 @@ var layers = [][]string{
 	{"upstream"},
 	{"cache"},
 	{"hosted"},
-	{"auth"},
+	{"auth", "certs"},
 	{"registry"},
 	{"server"},
 	{"gui"},

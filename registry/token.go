@@ -3,8 +3,8 @@ package registry
 import (
 	"encoding/json"
 	"errors"
-	"net/url"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
