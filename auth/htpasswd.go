@@ -48,22 +48,23 @@ var dummyHash = sync.OnceValue(func() []byte {
 	return h
 })
 
-// NewHtpasswd loads path. A missing file is an error naming the command
-// that creates it; a line with a hash other than bcrypt is an error
-// naming the line and user.
+// NewHtpasswd loads path. A missing file means no users yet (a warning
+// names the command that creates it; the file is read when it appears);
+// a line with a hash other than bcrypt is an error naming the line and
+// user.
 func NewHtpasswd(path string, log *slog.Logger) (*Htpasswd, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Htpasswd{path: path, log: log}
 	users, st, err := loadHtpasswd(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("htpasswd file %s does not exist; create it with `wharf user add NAME --htpasswd %s`", path, path)
-		}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		log.Warn("htpasswd file does not exist yet: nobody can log in until it does; create it with `wharf user add NAME --htpasswd FILE`", "file", path)
+		users = map[string][]byte{}
+	case err != nil:
 		return nil, err
-	}
-	if len(users) == 0 {
+	case len(users) == 0:
 		log.Warn("htpasswd file has no users; add one with `wharf user add NAME`", "file", path)
 	}
 	h.users, h.stamp, h.checked = users, st, time.Now()
@@ -127,7 +128,9 @@ func (h *Htpasswd) refresh() {
 
 	fi, err := os.Stat(h.path)
 	if err != nil {
-		h.log.Warn("htpasswd file unreadable; keeping the users loaded before", "file", h.path, "err", err)
+		if len(h.users) > 0 || !errors.Is(err, os.ErrNotExist) {
+			h.log.Warn("htpasswd file unreadable; keeping the users loaded before", "file", h.path, "err", err)
+		}
 		return
 	}
 	if (fileStamp{fi.ModTime(), fi.Size()}) == old {

@@ -12,8 +12,14 @@ import (
 
 func TestHtpasswdAddCheckReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "htpasswd")
-	if _, err := NewHtpasswd(path, nil); err == nil || !strings.Contains(err.Error(), "wharf user add") {
+	// A missing file: nobody logs in until it appears.
+	h, err := NewHtpasswd(path, nil)
+	if err != nil {
 		t.Fatalf("missing file: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := h.Authenticate(ctx, "alice", "s3cret"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("login without a file: %v", err)
 	}
 	if added, err := SetPassword(path, "alice", "s3cret"); err != nil || !added {
 		t.Fatalf("SetPassword: %v %v", added, err)
@@ -21,11 +27,9 @@ func TestHtpasswdAddCheckReload(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("file mode: %v %v", fi.Mode(), err)
 	}
-	h, err := NewHtpasswd(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	h.mu.Lock()
+	h.checked = time.Time{}
+	h.mu.Unlock()
 	if id, err := h.Authenticate(ctx, "alice", "s3cret"); err != nil || id.User != "alice" || id.Source != "htpasswd" {
 		t.Fatalf("good login: %+v %v", id, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/certs"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
@@ -110,8 +111,10 @@ type Server struct {
 	watches    []*upstreamWatch // one per proxy, in config order
 	ops        *opsListener     // nil unless metrics.listen is set
 	counts     *countCache
-	auth       *auth.Service // nil: no auth section
-	ldap       auth.Source   // replaces the configured directory (tests)
+	auth       *auth.Service  // nil: no auth section
+	certs      *certs.Manager // nil: plain HTTP
+	acmeHTTP   *http.Server   // ACME HTTP-01 and redirects to https
+	ldap       auth.Source    // replaces the configured directory (tests)
 	// noLifecycle leaves the proxies without access times or in-use
 	// marks: the baseline of the bookkeeping benchmark (export_test.go).
 	noLifecycle bool
@@ -213,6 +216,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.proxies, err = s.buildProxies(); err != nil {
 		return err
 	}
+	if s.certs, err = certs.New(s.cfg.TLS, dir, s.log); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
 	if s.auth, err = auth.New(s.cfg.Auth, dir, auth.Options{Logger: s.log, Metrics: s.metrics, LDAP: s.ldap}); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
@@ -238,12 +244,24 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		TLSConfig:         s.certs.TLSConfig(),
+	}
+	if err := s.listenACMEHTTP(); err != nil {
+		ln.Close()
+		ops.close()
+		return err
 	}
 	s.stop = make(chan struct{})
 	s.served = make(chan struct{})
 	go func() {
 		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.certs != nil {
+			// ServeTLS adds h2 to the protocols; certificates come from
+			// TLSConfig.GetCertificate.
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serving stopped", "err", err)
 			s.mu.Lock()
 			s.lastErr = err
@@ -271,7 +289,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if ops != nil {
 		s.log.Info("serving /metrics on its own address", "metrics_addr", ops.addr)
 	}
-	s.log.Info("wharf is serving", "addr", s.addr, "data_dir", dir, "hosted", s.hostedDesc(), "proxies", s.proxiesDesc(), "version", s.version)
+	if s.certs != nil {
+		s.log.Info(s.certs.Describe())
+		if ca := s.certs.CAFile(); ca != "" {
+			s.log.Info("clients must trust the self-signed CA; `wharf tls ca` prints where Docker, containerd and podman want it", "ca", ca)
+		}
+	}
+	s.log.Info("wharf is serving", "scheme", s.scheme(), "addr", s.addr, "data_dir", dir, "hosted", s.hostedDesc(), "proxies", s.proxiesDesc(), "version", s.version)
 	return nil
 }
 
@@ -506,6 +530,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		s.http.Close()
+	}
+	if s.acmeHTTP != nil {
+		s.acmeHTTP.Shutdown(ctx)
+		s.acmeHTTP = nil
 	}
 	<-s.served
 	s.ops.shutdown(ctx)

@@ -34,6 +34,7 @@ Usage:
   wharf gc [--dry-run] [--grace 1h]                                free hosted blobs no manifest references (server keeps running)
   wharf warm IMAGE... [--platform linux/amd64]                     fetch images into the cache ahead of need
   wharf user add|rm|ls NAME [--htpasswd FILE]                     manage the users of the htpasswd file
+  wharf tls ca [--host HOST:PORT]                                  where clients want the self-signed CA, and the commands to put it there
   wharf version                                                    print the version
 
 Run 'wharf COMMAND --help' for the flags of a command.
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdWarm(args[1:], stdout, stderr)
 	case "user":
 		err = cmdUser(args[1:], stdout, stderr)
+	case "tls":
+		err = cmdTLS(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wharf %s\n", version)
 	case "help", "-h", "--help":

@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -36,23 +35,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("status takes no arguments (got %q); did you mean --url %s?", fs.Arg(0), fs.Arg(0))}
 	}
-	base := *url
-	if base == "" {
-		base = "http://127.0.0.1:5000"
-		if *cfgPath != "" {
-			cfg, err := config.Load(*cfgPath)
-			if err != nil {
-				return err
-			}
-			base = "http://" + dialable(cfg.Listen)
-		}
-	}
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
+	base, hc, err := serverClient(*url, *cfgPath)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	raw, err := fetchStatus(ctx, strings.TrimRight(base, "/")+"/-/status")
+	raw, err := fetchStatus(ctx, hc, base+"/-/status")
 	if err != nil {
 		return err
 	}
@@ -81,12 +70,12 @@ func dialable(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func fetchStatus(ctx context.Context, url string) ([]byte, error) {
+func fetchStatus(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bad --url: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("%s did not answer in time", url)

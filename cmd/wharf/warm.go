@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/oci"
 )
 
@@ -33,23 +31,12 @@ func cmdWarm(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return usageError{errors.New("warm needs at least one IMAGE")}
 	}
-	u := *baseURL
-	if u == "" {
-		u = "http://127.0.0.1:5000"
-		if *cfgPath != "" {
-			cfg, err := config.Load(*cfgPath)
-			if err != nil {
-				return err
-			}
-			host, port, _ := net.SplitHostPort(cfg.Listen)
-			if host == "" || host == "0.0.0.0" || host == "::" {
-				host = "127.0.0.1"
-			}
-			u = "http://" + net.JoinHostPort(host, port)
-		}
+	u, hc, err := serverClient(*baseURL, *cfgPath)
+	if err != nil {
+		return err
 	}
 	w := &warmer{base: strings.TrimRight(u, "/"), platform: *platform, out: stdout, errOut: stderr,
-		hc: &http.Client{Timeout: 0}, start: time.Now()}
+		hc: hc, start: time.Now()}
 	var failed []string
 	for _, img := range fs.Args() {
 		if err := w.image(img); err != nil {

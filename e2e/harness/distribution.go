@@ -135,7 +135,7 @@ http:
 	writeFile(t, cfgPath, cfg.String())
 	// Distribution reads REGISTRY_* variables as config overrides.
 	d.Process = StartProcess(t, "docker-registry", dir, cleanEnv([]string{"REGISTRY_"}), bin, "serve", cfgPath)
-	d.WaitReady(t, ReadyTimeout, func() error { return pingV2(d.URL, http.StatusOK, http.StatusUnauthorized) })
+	d.WaitReady(t, ReadyTimeout, func() error { return pingV2(d.URL, "", http.StatusOK, http.StatusUnauthorized) })
 	return d
 }
 

@@ -20,6 +20,6 @@ func (d *Distribution) Restart(t testing.TB) *Distribution {
 	bin := Tool(t, "docker-registry")
 	nd := *d
 	nd.Process = StartProcess(t, "docker-registry", d.Dir, cleanEnv([]string{"REGISTRY_"}), bin, "serve", filepath.Join(d.Dir, "config.yml"))
-	nd.WaitReady(t, ReadyTimeout, func() error { return pingV2(nd.URL, http.StatusOK, http.StatusUnauthorized) })
+	nd.WaitReady(t, ReadyTimeout, func() error { return pingV2(nd.URL, "", http.StatusOK, http.StatusUnauthorized) })
 	return &nd
 }

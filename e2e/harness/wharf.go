@@ -4,6 +4,7 @@ package harness
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/wharf-registry/wharf/config"
 )
 
 // WharfBinEnv names a prebuilt wharf binary to test instead of building one.
@@ -92,8 +95,9 @@ type Wharf struct {
 	DataDir    string
 	ConfigPath string // empty when started without a config file
 
-	bin  string
-	args []string // everything after the binary
+	bin     string
+	args    []string // everything after the binary
+	tlsName string   // server name for the readiness check over TLS
 }
 
 // WharfConfigData is what a config template may refer to.
@@ -109,15 +113,31 @@ type WharfConfigData struct {
 // `BIN serve --listen ADDR --data-dir DIR EXTRA...` instead.
 func StartWharf(t testing.TB, bin, configTemplate string, extraArgs ...string) *Wharf {
 	t.Helper()
+	return StartWharfOn(t, bin, FreeAddr(t), configTemplate, extraArgs...)
+}
+
+// StartWharfOn is StartWharf on a listen address the test picked (an ACME
+// test must tell Pebble the port first). A config that turns TLS on gives
+// an https URL; readiness is then checked without verifying the
+// certificate, with the first tls.hosts name as server name.
+func StartWharfOn(t testing.TB, bin, listen, configTemplate string, extraArgs ...string) *Wharf {
+	t.Helper()
 	dir := t.TempDir()
-	data := WharfConfigData{Listen: FreeAddr(t), DataDir: filepath.Join(dir, "data"), Dir: dir}
+	data := WharfConfigData{Listen: listen, DataDir: filepath.Join(dir, "data"), Dir: dir}
 	w := &Wharf{Addr: data.Listen, URL: "http://" + data.Listen, Dir: dir, DataDir: data.DataDir, bin: bin}
 	if configTemplate == "" {
 		w.args = []string{"serve", "--listen", data.Listen, "--data-dir", data.DataDir}
 	} else {
 		w.ConfigPath = filepath.Join(dir, "wharf.yaml")
-		writeFile(t, w.ConfigPath, RenderTemplate(t, configTemplate, data))
+		rendered := RenderTemplate(t, configTemplate, data)
+		writeFile(t, w.ConfigPath, rendered)
 		w.args = []string{"serve", "--config", w.ConfigPath}
+		if cfg, err := config.Parse([]byte(rendered)); err == nil && cfg.TLS.Enabled() {
+			w.URL = "https://" + data.Listen
+			if len(cfg.TLS.Hosts) > 0 {
+				w.tlsName = cfg.TLS.Hosts[0]
+			}
+		}
 	}
 	w.args = append(w.args, extraArgs...)
 	w.start(t)
@@ -143,7 +163,7 @@ func (w *Wharf) start(t testing.TB) {
 	// must not reach the server under test.
 	env := cleanEnv([]string{"WHARF_"})
 	w.Process = StartProcess(t, "wharf", w.Dir, env, append([]string{w.bin}, w.args...)...)
-	w.WaitReady(t, ReadyTimeout, func() error { return pingV2(w.URL, http.StatusOK, http.StatusUnauthorized) })
+	w.WaitReady(t, ReadyTimeout, func() error { return pingV2(w.URL, w.tlsName, http.StatusOK, http.StatusUnauthorized) })
 }
 
 // Run runs another wharf subcommand (fsck, ...) with the same binary and
@@ -154,8 +174,11 @@ func (w *Wharf) Run(args ...string) (string, error) {
 
 // pingV2 succeeds when GET URL/v2/ answers with one of the statuses: 401 means
 // up but behind auth.
-func pingV2(baseURL string, ok ...int) error {
-	c := http.Client{Timeout: 2 * time.Second}
+func pingV2(baseURL, tlsName string, ok ...int) error {
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		// Readiness only: the tests check the certificate themselves.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: tlsName},
+	}}
 	resp, err := c.Get(baseURL + "/v2/")
 	if err != nil {
 		return err
@@ -200,4 +223,13 @@ func trimOutput(s string) string {
 		s = "…" + s[len(s)-4000:]
 	}
 	return s
+}
+
+// AddUser runs `wharf user add NAME --htpasswd FILE` with the password on
+// stdin, as a script would.
+func (w *Wharf) AddUser(t testing.TB, htpasswd, name, password string) {
+	t.Helper()
+	if out, err := runToolInput(time.Minute, password+"\n", w.bin, "user", "add", name, "--htpasswd", htpasswd); err != nil {
+		t.Fatalf("wharf user add %s: %v\n%s", name, err, out)
+	}
 }
