@@ -172,6 +172,9 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 		}
 		return nil
 	})
+	if ref.Tag != "" {
+		p.tagMemo.invalidate(canon, ref.Tag)
+	}
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -200,6 +203,18 @@ func refSep(r oci.Reference) string {
 // confirmed upstream ("" when the tag is not cached), and the manifest's
 // record when that is cached too.
 func (p *Proxy) cachedTag(canon, tag string) (oci.Digest, time.Time, *index.ManifestRecord, error) {
+	e, ok, gen := p.tagMemo.get(canon, tag)
+	if ok && p.o.Now().Sub(e.checked) < p.o.TagTTL {
+		return e.d, e.checked, e.rec, nil
+	}
+	d, checked, rec, err := p.readTag(canon, tag)
+	if err == nil && d != "" {
+		p.tagMemo.put(gen, canon, tag, tagMemoEntry{d: d, checked: checked, rec: rec})
+	}
+	return d, checked, rec, err
+}
+
+func (p *Proxy) readTag(canon, tag string) (oci.Digest, time.Time, *index.ManifestRecord, error) {
 	var d oci.Digest
 	var checked time.Time
 	var rec *index.ManifestRecord
@@ -230,6 +245,7 @@ func (p *Proxy) cachedTag(canon, tag string) (oci.Digest, time.Time, *index.Mani
 // recordTag points canon:tag at d, confirmed now.
 func (p *Proxy) recordTag(ctx context.Context, canon, tag string, d oci.Digest) error {
 	now := p.o.Now()
+	defer p.tagMemo.invalidate(canon, tag)
 	return p.o.Index.Update(ctx, func(tx *index.Txn) error {
 		if err := tx.SetTag(canon, tag, d); err != nil {
 			return err

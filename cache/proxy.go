@@ -71,6 +71,8 @@ type Proxy struct {
 	tags   map[string]tagPage
 
 	bodies *bodyCache
+	// tagMemo answers fresh tags without an index read.
+	tagMemo *tagMemo
 
 	// downUntil (unix ns) is set when the upstream just failed: until
 	// then, cached tags are served stale at once instead of each request
@@ -117,7 +119,7 @@ func New(o Options) *Proxy {
 		o.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}, ctx: ctx, cancel: cancel, bodies: newBodyCache(16 << 20)}
+	return &Proxy{o: o, log: o.Logger.With("proxy", o.Name), fills: map[oci.Digest]*fill{}, tags: map[string]tagPage{}, ctx: ctx, cancel: cancel, bodies: newBodyCache(16 << 20), tagMemo: newTagMemo(100_000)}
 }
 
 // Name is the proxy's name.

@@ -96,9 +96,25 @@ func TestMetricsAndStatusAfterPulls(t *testing.T) {
 		layerBytes += n
 	}
 
+	// A fill is committed and counted just after its last byte reaches
+	// the client: wait for the last one on a loaded machine, before the
+	// warm pull (which would otherwise join a fill still finishing) and
+	// before reading the figures.
+	settled := func() string {
+		var text string
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			_, text = body(t, "http://"+s.Addr()+"/metrics")
+			if sample(text, `wharf_cache_filled_bytes_total{proxy="hub"}`) >= float64(layerBytes) &&
+				sample(text, `wharf_storage_used_bytes{owner="hub"}`) >= float64(layerBytes) || time.Now().After(deadline) {
+				return text
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	pullAll(t, s, "app:1") // cold
+	settled()
 	pullAll(t, s, "app:1") // warm
-	_, text := body(t, "http://"+s.Addr()+"/metrics")
+	text := settled()
 	for series, want := range map[string]float64{
 		`wharf_cache_requests_total{kind="tag",proxy="hub",result="miss"}`:                      1,
 		`wharf_cache_requests_total{kind="tag",proxy="hub",result="hit"}`:                       1,
