@@ -47,7 +47,7 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) error {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
-			return oci.Errorf(oci.CodeUnsupported, "malformed token request form")
+			return oci.Errorf(oci.CodeUnsupported, "malformed token request form").WithStatus(http.StatusBadRequest)
 		}
 		scopes = r.PostForm["scope"]
 		switch r.PostForm.Get("grant_type") {

@@ -224,3 +224,51 @@ func TestAuthOffLeavesEverythingOpen(t *testing.T) {
 		t.Errorf("token endpoint without auth: %d", resp.StatusCode)
 	}
 }
+
+// Malformed input to the token service and to authenticated endpoints
+// gets an OCI error with the right status, never a 500.
+func TestAuthBadInput(t *testing.T) {
+	s, _ := startAuthServer(t)
+	base := "http://" + s.Addr()
+	cases := []struct {
+		method, path, auth, body string
+		status                   int
+		code                     string
+	}{
+		{"PUT", "/auth/token", "", "", 405, "UNSUPPORTED"},
+		{"DELETE", "/auth/token", "", "", 405, "UNSUPPORTED"},
+		{"POST", "/auth/token", "", "grant_type=refresh_token&refresh_token=x", 400, "UNSUPPORTED"},
+		{"POST", "/auth/token", "", "grant_type=password&username=alice&password=nope", 401, "UNAUTHORIZED"},
+		{"POST", "/auth/token", "", "%zz=%", 400, "UNSUPPORTED"},
+		{"GET", "/auth/token?scope=" + strings.Repeat("repository:a:pull+", 2000), "", "", 200, ""},
+		{"GET", "/auth/token?scope=repository::pull&scope=::&scope=repository:UPPER:pull&scope=registry:catalog:*", "", "", 200, ""},
+		{"GET", "/auth/token", "Basic !!!notbase64", "", 401, "UNAUTHORIZED"},
+		{"GET", "/auth/token", "Bearer wharf1.x.y", "", 401, "UNAUTHORIZED"},
+		{"GET", "/v2/", "Bearer " + strings.Repeat("A", 20000), "", 401, "UNAUTHORIZED"},
+		{"GET", "/v2/", "Bearer", "", 401, "UNAUTHORIZED"},
+		{"GET", "/v2/", "Negotiate abc", "", 401, "UNAUTHORIZED"},
+		{"GET", "/v2/team/app/tags/list", "Basic " + "Og==", "", 401, "UNAUTHORIZED"}, // empty user and password: anonymous
+		{"GET", "/v2/team/app/tags/list", "Bearer wharf1.eyJ9.sig", "", 401, "UNAUTHORIZED"},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		if c.body != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || (c.code != "" && !strings.Contains(string(b), `"`+c.code+`"`)) {
+			t.Errorf("%s %.60s (%.20s): %d %s, want %d %s", c.method, c.path, c.auth, resp.StatusCode, b, c.status, c.code)
+		}
+		if resp.StatusCode == 401 && !strings.Contains(c.path, "/auth/token") && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s: 401 without a challenge", c.method, c.path)
+		}
+	}
+}
