@@ -6,9 +6,10 @@ import (
 
 // Metrics configures where Prometheus scrapes wharf.
 type Metrics struct {
-	// Listen, when set, serves /metrics (with /healthz, /readyz and
-	// /-/status) on this separate address, e.g. 127.0.0.1:9090, and no
-	// longer on the main listener. Empty: /metrics is on the main listener.
+	// Listen, when set, serves /metrics on this separate address, e.g.
+	// 127.0.0.1:9090, and no longer on the main listener (/healthz,
+	// /readyz and /-/status answer on both). Empty: /metrics is on the
+	// main listener.
 	Listen string `yaml:"listen,omitempty"`
 }
 

@@ -40,8 +40,9 @@ Usage:
 Run 'wharf COMMAND --help' for the flags of a command.
 
 With no config file, 'wharf serve' listens on :5000, keeps its data in
-$WHARF_DATA_DIR (or ./data) and accepts pushes to any repository:
-  docker tag alpine localhost:5000/team/alpine && docker push localhost:5000/team/alpine
+$WHARF_DATA_DIR (or ./data), caches Docker Hub for every name (use it as
+Docker's registry-mirrors entry) and accepts pushes under local/:
+  docker tag alpine localhost:5000/local/alpine && docker push localhost:5000/local/alpine
 `
 
 func main() {
@@ -143,7 +144,7 @@ func defaultDataDir() string {
 
 func cmdServe(args []string, stderr io.Writer) error {
 	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.", stderr)
-	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "YAML config `file` (env WHARF_CONFIG); none: the embedded default (listen :5000, every repository hosted)")
+	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "YAML config `file` (env WHARF_CONFIG); none: the embedded default (listen :5000, a Docker Hub cache for every name, pushes under local/)")
 	listen := fs.String("listen", "", "listen `address`, overriding the config (e.g. :5000, 127.0.0.1:5000)")
 	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` for blobs and the index, overriding the config (env WHARF_DATA_DIR; default ./data)")
 	logFormat := fs.String("log-format", "", "log format: text or json, overriding the config")
