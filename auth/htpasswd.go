@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -49,15 +50,19 @@ var dummyHash = sync.OnceValue(func() []byte {
 })
 
 // NewHtpasswd loads path. A missing file means no users yet (a warning
-// names the command that creates it; the file is read when it appears);
-// a line with a hash other than bcrypt is an error naming the line and
-// user.
+// names the command that creates it; the file is read when it appears).
+// A line with a hash other than bcrypt is refused: logged as an error
+// naming the line, the user and the command that fixes it, and that user
+// cannot log in while the others can.
 func NewHtpasswd(path string, log *slog.Logger) (*Htpasswd, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Htpasswd{path: path, log: log}
-	users, st, err := loadHtpasswd(path)
+	users, st, problems, err := loadHtpasswd(path)
+	for _, p := range problems {
+		log.Error(p)
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		log.Warn("htpasswd file does not exist yet: nobody can log in until it does; create it with `wharf user add NAME --htpasswd FILE`", "file", path)
@@ -136,7 +141,10 @@ func (h *Htpasswd) refresh() {
 	if (fileStamp{fi.ModTime(), fi.Size()}) == old {
 		return
 	}
-	users, st, err := loadHtpasswd(h.path)
+	users, st, problems, err := loadHtpasswd(h.path)
+	for _, p := range problems {
+		h.log.Error(p)
+	}
 	if err != nil {
 		h.log.Error("htpasswd file changed but cannot be loaded; keeping the users loaded before", "file", h.path, "err", err)
 		h.mu.Lock()
@@ -150,16 +158,20 @@ func (h *Htpasswd) refresh() {
 	h.log.Info("htpasswd file reloaded", "file", h.path, "users", len(users))
 }
 
-func loadHtpasswd(path string) (map[string][]byte, fileStamp, error) {
+// loadHtpasswd reads the file. A line it cannot use (another hash type,
+// a malformed line) is skipped and described in problems: that user
+// cannot log in, everyone else can.
+func loadHtpasswd(path string) (map[string][]byte, fileStamp, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fileStamp{}, err
+		return nil, fileStamp{}, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fileStamp{}, err
+		return nil, fileStamp{}, nil, err
 	}
+	var problems []string
 	users := map[string][]byte{}
 	sc := bufio.NewScanner(f)
 	line := 0
@@ -171,20 +183,23 @@ func loadHtpasswd(path string) (map[string][]byte, fileStamp, error) {
 		}
 		user, hash, ok := strings.Cut(text, ":")
 		if !ok || user == "" {
-			return nil, fileStamp{}, fmt.Errorf("%s line %d: not NAME:HASH", path, line)
+			problems = append(problems, fmt.Sprintf("%s line %d: not NAME:HASH; line ignored", path, line))
+			continue
 		}
 		if kind := hashKind(hash); kind != "bcrypt" {
-			return nil, fileStamp{}, fmt.Errorf("%s line %d: user %s has a %s hash; wharf accepts only bcrypt ($2y$). Set the password again with `wharf user add %s --htpasswd %s` (or `htpasswd -B`)", path, line, user, kind, user, path)
+			problems = append(problems, fmt.Sprintf("%s line %d: user %s has a %s hash and cannot log in; wharf accepts only bcrypt ($2y$). Set the password again with `wharf user add %s --htpasswd %s` (or `htpasswd -B`)", path, line, user, kind, user, path))
+			continue
 		}
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fileStamp{}, fmt.Errorf("%s line %d: user %s: malformed bcrypt hash", path, line, user)
+			problems = append(problems, fmt.Sprintf("%s line %d: user %s has a malformed bcrypt hash and cannot log in; set the password again with `wharf user add %s`", path, line, user, user))
+			continue
 		}
 		users[user] = []byte(hash)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fileStamp{}, fmt.Errorf("%s: %w", path, err)
+		return nil, fileStamp{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return users, fileStamp{fi.ModTime(), fi.Size()}, nil
+	return users, fileStamp{fi.ModTime(), fi.Size()}, problems, nil
 }
 
 // hashKind names the scheme of an htpasswd hash.
@@ -300,6 +315,13 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
+	}
+	// Keep the owner of the file it replaces: `sudo wharf user add` must
+	// not leave a file the service's own user can no longer read.
+	if fi, err := os.Stat(path); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			tmp.Chown(int(st.Uid), int(st.Gid))
+		}
 	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()

@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"log/slog"
+
 	"errors"
+	"golang.org/x/crypto/bcrypt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,13 +66,14 @@ func TestHtpasswdAddCheckReload(t *testing.T) {
 		t.Errorf("file content:\n%s", b)
 	}
 
-	// A broken file keeps the last good users.
+	// The file now holds only a user with an unusable hash: nobody is
+	// left who can log in (bob was removed from the file).
 	os.WriteFile(path, []byte("carol:{SHA}abc=\n"), 0o600)
 	h.mu.Lock()
 	h.checked = time.Time{}
 	h.mu.Unlock()
-	if _, err := h.Authenticate(ctx, "bob", "b0b"); err != nil {
-		t.Errorf("after a broken reload: %v", err)
+	if _, err := h.Authenticate(ctx, "bob", "b0b"); err == nil {
+		t.Errorf("bob still logs in after being removed from the file")
 	}
 
 	if ok, err := DeleteUser(path, "carol"); err != nil || !ok {
@@ -78,18 +82,30 @@ func TestHtpasswdAddCheckReload(t *testing.T) {
 }
 
 func TestHtpasswdRefusesOtherHashes(t *testing.T) {
+	good, _ := bcrypt.GenerateFromPassword([]byte("ok-pw"), bcrypt.MinCost)
 	for _, line := range []string{
 		"u:$apr1$abc$def",
 		"u:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
 		"u:plaintext",
 		"u:$6$salt$hash",
+		"u:$2y$broken",
 		"nocolon",
 	} {
 		path := filepath.Join(t.TempDir(), "htpasswd")
-		os.WriteFile(path, []byte("# comment\n\n"+line+"\n"), 0o600)
-		_, err := NewHtpasswd(path, nil)
-		if err == nil || !strings.Contains(err.Error(), "line 3") {
-			t.Errorf("%q: %v", line, err)
+		os.WriteFile(path, []byte("# comment\n\n"+line+"\nok:"+string(good)+"\n"), 0o600)
+		var logs strings.Builder
+		h, err := NewHtpasswd(path, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if !strings.Contains(logs.String(), "line 3") || !strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("%q: no error naming the line: %s", line, logs.String())
+		}
+		if h.Has("u") {
+			t.Errorf("%q: the user was loaded", line)
+		}
+		if _, err := h.Authenticate(context.Background(), "ok", "ok-pw"); err != nil {
+			t.Errorf("%q: the other user cannot log in: %v", line, err)
 		}
 	}
 }

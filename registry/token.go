@@ -65,6 +65,15 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "GET, POST")
 		return oci.Errorf(oci.CodeUnsupported, "%s is not supported on the token endpoint", r.Method)
 	}
+	if err != nil && h.anonymousSuffices(scopes) {
+		// Docker sends its Docker Hub login to a registry-mirrors entry
+		// too, and falls back to Docker Hub when the mirror refuses it.
+		// For a pull anyone may do, answer with an anonymous token. The
+		// failure still counts against the address (Login), and an
+		// anonymous token tells nothing about the password.
+		h.log.Info("credentials refused for pulls that need none; answering with an anonymous token", "remote", r.RemoteAddr, "err", err)
+		id, err = auth.Identity{}, nil
+	}
 	if err != nil {
 		if errorsIsToken(err) {
 			err = auth.ErrInvalidCredentials // a bearer token is no login
@@ -97,6 +106,31 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) error {
 func errorsIsToken(err error) bool { return errors.Is(err, auth.ErrInvalidToken) }
 
 func emptyURL() *url.URL { return &url.URL{} }
+
+// anonymousSuffices reports whether every scope asked for is a pull that
+// anonymous clients may do (and at least one is asked for).
+func (h *Handler) anonymousSuffices(scopes []string) bool {
+	n := 0
+	for _, s := range scopes {
+		for _, one := range strings.Fields(s) {
+			typ, rest, _ := strings.Cut(one, ":")
+			i := strings.LastIndexByte(rest, ':')
+			if typ != "repository" || i < 0 || rest[i+1:] != "pull" {
+				return false
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	for _, a := range h.grant(auth.Identity{}, scopes) {
+		if len(a.Actions) != 1 || a.Actions[0] != string(auth.Pull) {
+			return false
+		}
+	}
+	return true
+}
 
 // grant maps Docker scopes (repository:NAME:pull,push, space-separated,
 // repeatable) onto the rules.

@@ -143,6 +143,29 @@ func TestAuthFlows(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	// Docker sends its Docker Hub login to a mirror too: wrong
+	// credentials for a pull anyone may do get an anonymous token, not a
+	// 401 that would send Docker back to Docker Hub.
+	other := clientFrom("127.0.0.3") // its own failure count
+	for _, scope := range []string{"repository:library/busybox:pull", "repository:hub/library/busybox:pull"} {
+		req, _ = http.NewRequest("GET", base+"/auth/token?service=wharf&scope="+scope, nil)
+		req.SetBasicAuth("dockerhub-user", "dockerhub-pw")
+		resp, err = other.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("Docker Hub credentials on a mirror pull (%s): %v %v", scope, err, resp)
+		}
+		resp.Body.Close()
+	}
+	for _, scope := range []string{"repository:team/app:pull", "repository:library/busybox:pull,push", ""} {
+		req, _ = http.NewRequest("GET", base+"/auth/token?service=wharf&scope="+scope, nil)
+		req.SetBasicAuth("dockerhub-user", "dockerhub-pw")
+		if resp, err := other.Do(req); err != nil || resp.StatusCode != 401 {
+			t.Fatalf("wrong credentials for %q: %v %v, want 401", scope, err, resp)
+		} else {
+			resp.Body.Close()
+		}
+	}
+
 	// The catalog needs a login.
 	if resp, _, _ := get(t, base+"/v2/_catalog"); resp.StatusCode != 401 {
 		t.Errorf("anonymous catalog: %d", resp.StatusCode)
@@ -182,12 +205,16 @@ func TestAuthFlows(t *testing.T) {
 	}
 }
 
+// clientFrom dials from a loopback address of its own, which the failed
+// login limit counts separately.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
 func TestAuthBruteForce(t *testing.T) {
 	s, _ := startAuthServer(t)
-	from := func(ip string) *http.Client {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-	}
+	from := clientFrom
 	login := func(c *http.Client, pw string) *http.Response {
 		req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/auth/token?service=wharf", nil)
 		req.SetBasicAuth("alice", pw)
