@@ -71,7 +71,7 @@ func NewLDAP(cfg config.LDAP, log *slog.Logger) (*LDAP, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ldapDefaults(&cfg)
+	cfg.ApplyDefaults()
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
 		return nil, fmt.Errorf("auth.ldap: url %q is not an ldap:// or ldaps:// URL", cfg.URL)
@@ -128,24 +128,6 @@ func NewLDAP(cfg config.LDAP, log *slog.Logger) (*LDAP, error) {
 		l.cache = newLDAPCache(time.Duration(cfg.CacheTTL), ldapCacheMax)
 	}
 	return l, nil
-}
-
-func ldapDefaults(c *config.LDAP) {
-	if c.UserFilter == "" {
-		c.UserFilter = "(uid={username})"
-	}
-	if c.GroupAttribute == "" {
-		c.GroupAttribute = "memberOf"
-	}
-	if c.GroupFilter == "" {
-		c.GroupFilter = "(|(member={dn})(uniqueMember={dn})(memberUid={username}))"
-	}
-	if c.GroupNameAttribute == "" {
-		c.GroupNameAttribute = "cn"
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = config.Duration(config.DefaultLDAPTimeout)
-	}
 }
 
 // Authenticate checks user and password against the directory (or the

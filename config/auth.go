@@ -139,25 +139,32 @@ func (c *Config) authDefaults() {
 	if a.FailureWindow == 0 {
 		a.FailureWindow = Duration(DefaultFailureWindow)
 	}
-	if l := a.LDAP; l != nil {
-		if l.UserFilter == "" {
-			l.UserFilter = "(uid={username})"
+	if a.LDAP != nil {
+		a.LDAP.ApplyDefaults()
+		if a.LDAP.CacheTTL == 0 {
+			a.LDAP.CacheTTL = Duration(DefaultLDAPCacheTTL)
 		}
-		if l.GroupAttribute == "" {
-			l.GroupAttribute = "memberOf"
-		}
-		if l.GroupFilter == "" {
-			l.GroupFilter = "(|(member={dn})(uniqueMember={dn})(memberUid={username}))"
-		}
-		if l.GroupNameAttribute == "" {
-			l.GroupNameAttribute = "cn"
-		}
-		if l.Timeout == 0 {
-			l.Timeout = Duration(DefaultLDAPTimeout)
-		}
-		if l.CacheTTL == 0 {
-			l.CacheTTL = Duration(DefaultLDAPCacheTTL)
-		}
+	}
+}
+
+// ApplyDefaults fills the filter, attribute and timeout keys left empty
+// (Parse does this and also defaults cache_ttl; code that builds an LDAP
+// by hand calls it, where a zero CacheTTL means no cache).
+func (l *LDAP) ApplyDefaults() {
+	if l.UserFilter == "" {
+		l.UserFilter = "(uid={username})"
+	}
+	if l.GroupAttribute == "" {
+		l.GroupAttribute = "memberOf"
+	}
+	if l.GroupFilter == "" {
+		l.GroupFilter = "(|(member={dn})(uniqueMember={dn})(memberUid={username}))"
+	}
+	if l.GroupNameAttribute == "" {
+		l.GroupNameAttribute = "cn"
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = Duration(DefaultLDAPTimeout)
 	}
 }
 
