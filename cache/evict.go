@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -285,6 +284,12 @@ func (l *Lifecycle) EvictUnusedFor(ctx context.Context, d time.Duration) (EvictR
 	return l.evict(ctx, "unused", l.now().Add(-d), -1)
 }
 
+// evictWindow is how many candidates an eviction pass takes from the LRU
+// order at a time. The index finds the links of a whole window in one
+// walk, which is cheaper per blob the larger the window; the window is
+// then claimed and removed a batch (index.MaxEvictBatch) at a time.
+const evictWindow = 64 << 10
+
 // evict removes least-recently-used blobs last read before `before` (zero:
 // any time) until `free` bytes are gone (negative: no byte limit).
 func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, free int64) (EvictReport, error) {
@@ -298,17 +303,38 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 			return rep, nil
 		}
 	}
-	// Walk the LRU order in windows: collect candidates with a read
-	// transaction, then remove each with its own small write.
-	var skip = map[oci.Digest]bool{}
+	// Walk the LRU order in windows, each resuming where the last one
+	// ended: a blob skipped (in use, pinned, read meanwhile) is not looked
+	// at again in this pass, and the scan never walks back over what it
+	// removed. A window stops once its sizes add up to what is left to
+	// free, so a pass frees what the budget asks and hardly more, as it
+	// did one blob at a time.
+	var cursor index.LRUCursor
+	var cands []index.LRUEntry
+	// An LRU key written by an earlier version does not carry its size:
+	// count it as an average one until the plan has read it.
+	avg := int64(1)
+	if before0.Count > 0 {
+		avg = max(before0.Bytes/before0.Count, 1)
+	}
 	for free < 0 || rep.Bytes < free {
-		var cands []oci.Digest
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		cands = cands[:0]
+		var want int64
 		err := l.idx.View(func(tx *index.Txn) error {
-			return tx.EachLeastRecent(before, func(d oci.Digest, _ time.Time) (bool, error) {
-				if !skip[d] {
-					cands = append(cands, d)
+			return tx.EachLeastRecentAfter(&cursor, before, func(e index.LRUEntry) (bool, error) {
+				if l.busy(e.Digest) {
+					return true, nil
 				}
-				return len(cands) < 256, nil
+				cands = append(cands, e)
+				if e.Known() {
+					want += e.Size
+				} else {
+					want += avg
+				}
+				return len(cands) < evictWindow && (free < 0 || rep.Bytes+want < free), nil
 			})
 		})
 		if err != nil {
@@ -317,23 +343,33 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 		if len(cands) == 0 {
 			break
 		}
-		for _, d := range cands {
-			if err := ctx.Err(); err != nil {
-				return rep, err
+		plan, err := l.idx.PlanEviction(cands, before)
+		if err != nil {
+			return rep, err
+		}
+		if free >= 0 {
+			// With every size known, take no more than is left to free;
+			// the rest of the window is for the next one.
+			sum := rep.Bytes
+			for i, p := range plan {
+				if sum += p.Size; sum >= free {
+					if i+1 < len(plan) {
+						plan = plan[:i+1]
+						cursor.Set(p.LRUEntry)
+					}
+					break
+				}
 			}
-			if free >= 0 && rep.Bytes >= free {
-				break
-			}
-			n, ok, err := l.evictOne(ctx, d, before)
+		}
+		for len(plan) > 0 {
+			n := min(len(plan), index.MaxEvictBatch)
+			blobs, bytes, err := l.evictPlanned(ctx, plan[:n], l.busy)
+			rep.Blobs += blobs
+			rep.Bytes += bytes
 			if err != nil {
 				return rep, err
 			}
-			if !ok {
-				skip[d] = true
-				continue
-			}
-			rep.Blobs++
-			rep.Bytes += n
+			plan = plan[n:]
 		}
 	}
 	after, _ := l.ProxiedUsage()
@@ -348,57 +384,81 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 	return rep, nil
 }
 
-// evictOne removes one blob unless it is pinned, in use, being written,
-// or was read again since it was chosen. The record goes first, under a
-// claim that keeps writers of the same digest out until the file is gone
-// too: a crash in between leaves a file without a record, which start-up
-// reconciliation records as "recovered" and GC then removes; never a
-// record whose file is gone.
+// busy reports whether d is being read or written, or was read since the
+// last flush of access times, which the LRU order does not show yet.
+func (l *Lifecycle) busy(d oci.Digest) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, read := l.touches[d]
+	return l.active[d] > 0 || read
+}
+
+// evictOne removes one blob unless it is pinned, hosted, in use, being
+// written, or was read at or after before (zero: any time).
 func (l *Lifecycle) evictOne(ctx context.Context, d oci.Digest, before time.Time) (int64, bool, error) {
-	if l.inUse(d) {
-		return 0, false, nil
+	// The index keeps a blob whose access time moved between the plan
+	// and the removal; asked for this one blob, look again (a few times:
+	// a blob read without pause is in use, and kept).
+	for range 3 {
+		plan, err := l.idx.PlanEviction([]index.LRUEntry{{Digest: d}}, before)
+		if err != nil || len(plan) == 0 {
+			return 0, false, err
+		}
+		n, bytes, err := l.evictPlanned(ctx, plan, l.inUse)
+		if err != nil || n > 0 || l.inUse(d) {
+			return bytes, n > 0, err
+		}
 	}
-	release, ok := l.store.TryCollectBlob(d)
-	if !ok {
-		return 0, false, nil
+	return 0, false, nil
+}
+
+// evictPlanned removes the planned blobs that may still go. The index
+// keeps pinned ones and any read, re-recorded or made hosted since the
+// plan; those being written, or that skip says to leave (in use, say),
+// are not even tried. Each is claimed against writers of the same digest,
+// who wait until its file is gone too. The records of the whole batch go
+// first, in one transaction, then the files: a crash in between leaves
+// files without records, which start-up reconciliation records as
+// "recovered" and GC then removes; never a record whose file is gone.
+func (l *Lifecycle) evictPlanned(ctx context.Context, plan []index.EvictPlan, skip func(oci.Digest) bool) (int, int64, error) {
+	claimed := make([]index.EvictPlan, 0, len(plan))
+	releases := make([]func(), 0, len(plan))
+	defer func() {
+		for _, release := range releases {
+			release()
+		}
+	}()
+	for _, p := range plan {
+		if skip(p.Digest) {
+			continue
+		}
+		release, ok := l.store.TryCollectBlob(p.Digest)
+		if !ok {
+			continue
+		}
+		releases = append(releases, release)
+		claimed = append(claimed, p)
 	}
-	defer release()
-	var rec index.BlobRecord
-	removed := false
-	err := l.idx.Update(ctx, func(tx *index.Txn) error {
-		removed = false
-		var err error
-		rec, err = tx.Blob(d)
-		if errors.Is(err, index.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		pinned, err := tx.Pinned(d)
-		if err != nil || pinned || !rec.Evictable() || (!before.IsZero() && !rec.LastAccess.Before(before)) {
-			return err
-		}
-		repos, err := tx.ManifestRepos(d)
-		if err != nil {
-			return err
-		}
-		for _, r := range repos {
-			if err := tx.DeleteManifest(r, d); err != nil && !errors.Is(err, index.ErrNotFound) {
-				return err
-			}
-		}
-		removed = true
-		return tx.DeleteBlob(d)
-	})
-	if err != nil || !removed {
-		return 0, false, err
+	if len(claimed) == 0 {
+		return 0, 0, nil
 	}
-	if err := l.store.Delete(d); err != nil {
-		l.log.Warn("evicted blob's file could not be removed; start-up reconciliation will", "digest", d, "err", err)
+	removed, err := l.idx.Evict(ctx, claimed)
+	var bytes int64
+	perOrigin := map[string]index.Usage{}
+	for _, e := range removed {
+		if err := l.store.Delete(e.Digest); err != nil {
+			l.log.Warn("evicted blob's file could not be removed; start-up reconciliation will", "digest", e.Digest, "err", err)
+		}
+		bytes += e.Size
+		u := perOrigin[e.Origin]
+		u.Bytes += e.Size
+		u.Count++
+		perOrigin[e.Origin] = u
 	}
-	l.m.Evicted(rec.Origin, 1, rec.Size)
-	return rec.Size, true, nil
+	for origin, u := range perOrigin {
+		l.m.Evicted(origin, int(u.Count), u.Bytes)
+	}
+	return len(removed), bytes, err
 }
 
 // RelieveDiskPressure evicts least-recently-used proxied content in the

@@ -13,14 +13,17 @@ package index
 // each iteration already takes a fixed sample (5 opens, 200,000 lookups,
 // one eviction of a tenth of the records).
 //
-// This is an internal test file so that "evict-proposed" can prototype a
-// faster eviction (a cursor over the LRU keys and a multi-blob delete)
-// next to what cache.Lifecycle does today, on the same data.
+// WHARF_BENCH_DIR=dir keeps the built index there and reuses it: to
+// compare two versions on the same data, or to measure this one on an
+// index an older version wrote (JSON records, LRU keys without values).
+//
+// This is an internal test file (the fixture writes through unexported
+// helpers); "evict" runs cache.Lifecycle's eviction through a hook that
+// evict_bench_test.go, in package index_test, sets.
 
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -79,9 +82,7 @@ func benchIndex(b *testing.B, n int) {
 	k := n / 10
 	b.Run("open", func(b *testing.B) { benchOpen(b, fx) })
 	b.Run("lookup", func(b *testing.B) { benchLookup(b, fx) })
-	b.Run("evict-as-lifecycle", func(b *testing.B) { benchEvict(b, fx, k, evictAsLifecycle) })
-	b.Run("evict-batched", func(b *testing.B) { benchEvict(b, fx, k, evictBatched) })
-	b.Run("evict-proposed", func(b *testing.B) { benchEvict(b, fx, k, evictProposed) })
+	b.Run("evict", func(b *testing.B) { benchEvict(b, fx, k) })
 	b.Run("memory", func(b *testing.B) { benchMemory(b, fx) })
 }
 
@@ -243,34 +244,29 @@ func benchLookupOne(b *testing.B, x *Index, d oci.Digest) {
 	}
 }
 
-type evictMode int
+// EvictAsServer evicts every blob last read before `before` from x the
+// way a server does: through cache.Lifecycle, with a blob store in
+// storeDir. It is set by evict_bench_test.go, in package index_test,
+// which may import package cache (this file, inside package index,
+// cannot).
+var EvictAsServer func(ctx context.Context, x *Index, storeDir string, before time.Time) (int, error)
 
-const (
-	// evictAsLifecycle does what cache.Lifecycle.evict and evictOne do
-	// today: a read window of 256 candidates from the front of the LRU
-	// order, then per blob a read transaction (record, pins) and a write
-	// transaction (re-read, manifests, DeleteBlob), each synced to disk.
-	evictAsLifecycle evictMode = iota
-	// evictBatched is the obvious batching with today's API: a window of
-	// 128 from the front of the LRU order, deleted with DeleteBlob in one
-	// write transaction.
-	evictBatched
-	// evictProposed resumes the LRU scan after the last key it saw rather
-	// than from the front (where the keys just deleted lie as tombstones),
-	// and deletes a window of 1,000 in one transaction whose reads all
-	// come before its writes (benchDeleteBlobs).
-	evictProposed
-)
-
-// benchEvict evicts k least-recently-used records from a fresh copy of
-// the index; the index's share of an eviction (unlinking files is not
-// measured).
-func benchEvict(b *testing.B, fx *benchFixture, k int, mode evictMode) {
+// benchEvict evicts the k least recently used records from a fresh copy
+// of the index, as cache.Lifecycle does ("wharf cache evict
+// --unused-for"): windows of candidates from the LRU order, claimed, the
+// records dropped a batch per transaction, then the files. The store
+// holds no files, so what is measured is the index's share and the
+// (failing) unlink calls.
+func benchEvict(b *testing.B, fx *benchFixture, k int) {
+	if EvictAsServer == nil {
+		b.Skip("evict_bench_test.go did not set EvictAsServer")
+	}
 	var total time.Duration
 	runs := 0
 	for b.Loop() {
 		b.StopTimer()
-		dir := filepath.Join(b.TempDir(), "index")
+		tmp := b.TempDir()
+		dir := filepath.Join(tmp, "index")
 		if err := benchCopyDir(fx.dir, dir); err != nil {
 			b.Fatal(err)
 		}
@@ -279,21 +275,16 @@ func benchEvict(b *testing.B, fx *benchFixture, k int, mode evictMode) {
 			b.Fatal(err)
 		}
 		before := benchUsage(b, x)
-		oldest := benchOldest(b, x, k)
+		oldest, cutoff := benchOldest(b, x, k)
 		b.StartTimer()
 		start := time.Now()
-		var evicted int
-		switch mode {
-		case evictAsLifecycle:
-			evicted = evictLRUAsLifecycle(b, x, k)
-		case evictBatched:
-			evicted = evictLRUBatched(b, x, k, 128)
-		case evictProposed:
-			evicted = evictLRUProposed(b, x, k, 1000)
-		}
+		evicted, err := EvictAsServer(context.Background(), x, filepath.Join(tmp, "store"), cutoff)
 		total += time.Since(start)
 		runs++
 		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
 		after := benchUsage(b, x)
 		if evicted != k || before.Count-after.Count != int64(k) || before.Bytes-after.Bytes != oldest.Bytes {
 			b.Fatalf("evicted %d (usage %d blobs/%d bytes → %d/%d), want the %d oldest (%d bytes)",
@@ -302,7 +293,7 @@ func benchEvict(b *testing.B, fx *benchFixture, k int, mode evictMode) {
 		if err := x.Close(); err != nil {
 			b.Fatal(err)
 		}
-		os.RemoveAll(dir)
+		os.RemoveAll(tmp)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(k), "entries")
@@ -322,230 +313,27 @@ func benchUsage(b *testing.B, x *Index) Usage {
 	return u
 }
 
-// benchOldest sums the k least recently used records, to check that each
-// mode evicts exactly those.
-func benchOldest(b *testing.B, x *Index, k int) Usage {
+// benchOldest sums the k least recently used records, to check that
+// eviction removes exactly those, and returns the last access of the one
+// after them: evicting what was read before it evicts those k.
+func benchOldest(b *testing.B, x *Index, k int) (Usage, time.Time) {
 	var u Usage
+	var cutoff time.Time
 	if err := x.View(func(tx *Txn) error {
-		return tx.EachLeastRecent(time.Time{}, func(d oci.Digest, _ time.Time) (bool, error) {
+		return tx.EachLeastRecent(time.Time{}, func(d oci.Digest, at time.Time) (bool, error) {
+			if u.Count == int64(k) {
+				cutoff = at
+				return false, nil
+			}
 			r, err := tx.Blob(d)
 			u.Bytes += r.Size
 			u.Count++
-			return u.Count < int64(k), err
+			return true, err
 		})
 	}); err != nil {
 		b.Fatal(err)
 	}
-	return u
-}
-
-func evictLRUAsLifecycle(b *testing.B, x *Index, k int) int {
-	ctx := context.Background()
-	done := 0
-	for done < k {
-		var cands []oci.Digest
-		if err := x.View(func(tx *Txn) error {
-			return tx.EachLeastRecent(time.Time{}, func(d oci.Digest, _ time.Time) (bool, error) {
-				cands = append(cands, d)
-				return len(cands) < 256, nil
-			})
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if len(cands) == 0 {
-			break
-		}
-		for _, d := range cands {
-			if done >= k {
-				break
-			}
-			var rec BlobRecord
-			if err := x.View(func(tx *Txn) error {
-				var err error
-				if rec, err = tx.Blob(d); err != nil {
-					return err
-				}
-				_, err = tx.Pinned(d)
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			if err := x.Update(ctx, func(tx *Txn) error {
-				cur, err := tx.Blob(d)
-				if err != nil {
-					return err
-				}
-				if !cur.LastAccess.Equal(rec.LastAccess) {
-					return nil
-				}
-				repos, err := tx.ManifestRepos(d)
-				if err != nil {
-					return err
-				}
-				for _, r := range repos {
-					if err := tx.DeleteManifest(r, d); err != nil && !errors.Is(err, ErrNotFound) {
-						return err
-					}
-				}
-				return tx.DeleteBlob(d)
-			}); err != nil {
-				b.Fatal(err)
-			}
-			done++
-		}
-	}
-	return done
-}
-
-func evictLRUBatched(b *testing.B, x *Index, k, window int) int {
-	done := 0
-	for done < k {
-		var cands []oci.Digest
-		if err := x.View(func(tx *Txn) error {
-			return tx.EachLeastRecent(time.Time{}, func(d oci.Digest, _ time.Time) (bool, error) {
-				cands = append(cands, d)
-				return len(cands) < min(window, k-done), nil
-			})
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if len(cands) == 0 {
-			break
-		}
-		if err := x.Update(context.Background(), func(tx *Txn) error {
-			for _, d := range cands {
-				if err := tx.DeleteBlob(d); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		done += len(cands)
-	}
-	return done
-}
-
-// evictLRUProposed is the prototype: a cursor over a/ and one write
-// transaction per window.
-func evictLRUProposed(b *testing.B, x *Index, k, window int) int {
-	done := 0
-	var cursor []byte
-	for done < k {
-		var cands []oci.Digest
-		var times []time.Time
-		if err := x.View(func(tx *Txn) error {
-			return benchEachLeastRecentAfter(tx, cursor, func(key []byte, d oci.Digest, at time.Time) bool {
-				cands = append(cands, d)
-				times = append(times, at)
-				cursor = append(cursor[:0], key...)
-				return len(cands) < min(window, k-done)
-			})
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if len(cands) == 0 {
-			break
-		}
-		n := 0
-		if err := x.Update(context.Background(), func(tx *Txn) error {
-			var err error
-			n, err = tx.benchDeleteBlobs(cands, times)
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-		done += n
-	}
-	return done
-}
-
-// benchEachLeastRecentAfter is EachLeastRecent with a cursor: it seeks
-// past `after` (a full a/ key), so a caller that deletes as it goes never
-// walks over its own tombstones again.
-func benchEachLeastRecentAfter(tx *Txn, after []byte, fn func(key []byte, d oci.Digest, at time.Time) bool) error {
-	o := badger.DefaultIteratorOptions
-	o.PrefetchValues = false
-	o.Prefix = []byte(pAccess)
-	it := tx.t.NewIterator(o)
-	defer it.Close()
-	if after == nil {
-		it.Rewind()
-	} else {
-		it.Seek(append(slices.Clip(after), 0))
-	}
-	for ; it.ValidForPrefix([]byte(pAccess)); it.Next() {
-		k := it.Item().Key()
-		if len(k) < len(pAccess)+8 {
-			continue
-		}
-		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[len(pAccess):len(pAccess)+8])))
-		if !fn(k, oci.Digest(k[len(pAccess)+8:]), at) {
-			return nil
-		}
-	}
-	return nil
-}
-
-// benchDeleteBlobs deletes blob records and their links in one
-// transaction, doing every read (records, reverse links) before the first
-// write: Badger builds an iterator in a read-write transaction by sorting
-// all its pending writes, so DeleteBlob's link scan, called after earlier
-// deletes, costs O(pending) each time and a batch of DeleteBlob calls is
-// quadratic. A record read again since it was chosen (its LRU key moved)
-// is kept, as evictOne does. Usage counters are written once per origin.
-func (tx *Txn) benchDeleteBlobs(ds []oci.Digest, chosenAt []time.Time) (int, error) {
-	type victim struct {
-		rec   BlobRecord
-		repos []string
-	}
-	victims := make([]victim, 0, len(ds))
-	for i, d := range ds {
-		rec, err := tx.Blob(d)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if !rec.LastAccess.Equal(chosenAt[i]) {
-			continue
-		}
-		repos, err := tx.BlobRepos(d)
-		if err != nil {
-			return 0, err
-		}
-		victims = append(victims, victim{rec, repos})
-	}
-	delta := map[string]Usage{}
-	for _, v := range victims {
-		d := v.rec.Digest
-		for _, r := range v.repos {
-			if err := tx.del(pLink + r + "\x00" + string(d)); err != nil {
-				return 0, err
-			}
-			if err := tx.del(pLinkRev + string(d) + "\x00" + r); err != nil {
-				return 0, err
-			}
-		}
-		if err := tx.t.Delete(accessKey(v.rec.LastAccess, d)); err != nil {
-			return 0, err
-		}
-		if err := tx.del(pBlob + string(d)); err != nil {
-			return 0, err
-		}
-		u := delta[v.rec.Origin]
-		u.Bytes -= v.rec.Size
-		u.Count--
-		delta[v.rec.Origin] = u
-	}
-	for origin, u := range delta {
-		if err := tx.addUsage(origin, u.Bytes, u.Count); err != nil {
-			return 0, err
-		}
-	}
-	return len(victims), nil
+	return u, cutoff
 }
 
 // benchMemory opens the index in a child process (this one still holds

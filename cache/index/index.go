@@ -13,6 +13,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/wharf-registry/wharf/oci"
 )
@@ -103,6 +104,18 @@ func Open(dir string, o Options) (*Index, error) {
 		// Metadata is small: keep memory flat rather than fast at scale.
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(2).
+		// Badger's own metrics are process-wide expvars nobody reads,
+		// updated on every lookup.
+		WithMetricsEnabled(false).
+		// Tables are written uncompressed: keys and records are mostly
+		// hex digests and varints, which Snappy hardly shrinks (about a
+		// fifth), while decompressing a block into a fresh buffer was most
+		// of a lookup that missed the block cache, and most of its garbage.
+		// An uncompressed block is read in place from the mapped file.
+		// Tables written compressed by earlier versions stay readable
+		// (each table records its compression) through the block cache,
+		// until compaction rewrites them.
+		WithCompression(options.None).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(64 << 20).
@@ -221,8 +234,29 @@ func (tx *Txn) scan(prefix, after string, values bool, fn func(key string, val [
 // Blob returns a blob record.
 func (tx *Txn) Blob(d oci.Digest) (BlobRecord, error) {
 	var r BlobRecord
-	err := tx.getJSON(pBlob+string(d), &r)
+	it, err := tx.t.Get(blobKey(d))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, err
+	}
+	err = it.Value(func(b []byte) error { return decodeBlobRecord(d, b, &r) })
 	return r, err
+}
+
+func blobKey(d oci.Digest) []byte {
+	k := make([]byte, 0, len(pBlob)+len(d))
+	return append(append(k, pBlob...), d...)
+}
+
+// setBlob stores r as d's record (the digest is the key's).
+func (tx *Txn) setBlob(d oci.Digest, r BlobRecord) error {
+	b, err := encodeBlobRecord(r)
+	if err != nil {
+		return err
+	}
+	return tx.t.Set(blobKey(d), b)
 }
 
 // PutBlob writes a blob record.
@@ -240,7 +274,7 @@ func (tx *Txn) PutBlob(r BlobRecord) error {
 	if err := tx.remember(r); err != nil {
 		return err
 	}
-	return tx.setJSON(pBlob+string(r.Digest), r)
+	return tx.setBlob(r.Digest, r)
 }
 
 // DeleteBlob removes a blob record and all its links.
@@ -304,9 +338,9 @@ func (tx *Txn) BlobRepos(d oci.Digest) ([]string, error) {
 
 // EachBlob visits every blob record.
 func (tx *Txn) EachBlob(fn func(BlobRecord) error) error {
-	return tx.scan(pBlob, "", true, func(_ string, v []byte) (bool, error) {
+	return tx.scan(pBlob, "", true, func(k string, v []byte) (bool, error) {
 		var r BlobRecord
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := decodeBlobRecord(oci.Digest(k[len(pBlob):]), v, &r); err != nil {
 			return true, nil // a damaged record is skipped; reconcile rewrites it
 		}
 		return true, fn(r)

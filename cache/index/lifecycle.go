@@ -35,7 +35,7 @@ func accessKey(t time.Time, d oci.Digest) []byte {
 // remember adds r's secondary keys and counts it in its origin's usage.
 func (tx *Txn) remember(r BlobRecord) error {
 	if r.Evictable() {
-		if err := tx.t.Set(accessKey(r.LastAccess, r.Digest), nil); err != nil {
+		if err := tx.t.Set(accessKey(r.LastAccess, r.Digest), lruValue(r)); err != nil {
 			return err
 		}
 	}
@@ -129,11 +129,11 @@ func (tx *Txn) Touch(d oci.Digest, t time.Time, hits int64) error {
 	}
 	r.Hits += hits
 	if r.Evictable() {
-		if err := tx.t.Set(accessKey(r.LastAccess, d), nil); err != nil {
+		if err := tx.t.Set(accessKey(r.LastAccess, d), lruValue(r)); err != nil {
 			return err
 		}
 	}
-	return tx.setJSON(pBlob+string(d), r)
+	return tx.setBlob(d, r)
 }
 
 // EachLeastRecent visits evictable blobs from the least recently used,

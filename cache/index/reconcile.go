@@ -79,26 +79,35 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 		}
 		rep.ManifestsDropped++
 	}
-	for _, d := range missing {
-		if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteBlob(d) }); err != nil {
-			return rep, err
+	// A crash of a busy cache can leave many of either; one transaction
+	// per blob would make start-up take minutes.
+	dropped, err := x.DeleteBlobs(ctx, missing)
+	rep.RecordsDropped += len(dropped)
+	if err != nil {
+		return rep, err
+	}
+	var lost []oci.Digest
+	for d := range onDisk {
+		if !known[d] {
+			lost = append(lost, d)
 		}
-		rep.RecordsDropped++
 	}
 	now := time.Now()
-	for d, size := range onDisk {
-		if known[d] {
-			continue
-		}
+	_, err = batches(ctx, len(lost), func(lo, hi int) ([]struct{}, error) {
 		err := x.Update(ctx, func(tx *Txn) error {
-			return tx.PutBlob(BlobRecord{Digest: d, Size: size, Created: now, LastAccess: now, Origin: "recovered"})
+			for _, d := range lost[lo:hi] {
+				if err := tx.PutBlob(BlobRecord{Digest: d, Size: onDisk[d], Created: now, LastAccess: now, Origin: OriginRecovered}); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
-		if err != nil {
-			return rep, err
+		if err == nil {
+			rep.FilesIndexed += hi - lo
 		}
-		rep.FilesIndexed++
-	}
-	return rep, nil
+		return nil, err
+	})
+	return rep, err
 }
 
 // FsckProblem is one inconsistency found by Fsck.
