@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,15 @@ type Budget struct {
 	// one blob per fill.
 	High, Low float64
 	// MaxUnused evicts content not read for this long (0: never).
+	MaxUnused time.Duration
+	// Proxies are budgets of single proxies (by name) within the global
+	// one; the watermarks apply to them too.
+	Proxies map[string]ProxyBudget
+}
+
+// ProxyBudget bounds one proxy's content.
+type ProxyBudget struct {
+	MaxSize   int64
 	MaxUnused time.Duration
 }
 
@@ -216,6 +227,9 @@ type EvictReport struct {
 	UsedAfter  int64
 	Budget     int64
 	Reason     string // "size" or "unused"
+	// Proxy is the proxy whose own budget this pass kept; "" for the
+	// global budget (any proxy's content).
+	Proxy string
 }
 
 // ProxiedUsage is the bytes and count of all proxied content.
@@ -246,6 +260,33 @@ func (l *Lifecycle) Enforce(ctx context.Context) ([]EvictReport, error) {
 		}
 		if rep.Blobs > 0 {
 			reps = append(reps, rep)
+		}
+	}
+	for _, name := range sortedKeys(l.budget.Proxies) {
+		pb := l.budget.Proxies[name]
+		if pb.MaxUnused > 0 {
+			rep, err := l.evictProxy(ctx, name, "unused", l.now().Add(-pb.MaxUnused), -1)
+			if err != nil {
+				return reps, err
+			}
+			if rep.Blobs > 0 {
+				reps = append(reps, rep)
+			}
+		}
+		if pb.MaxSize > 0 {
+			u, err := l.originUsage(name)
+			if err != nil {
+				return reps, err
+			}
+			if float64(u.Bytes) > l.budget.High*float64(pb.MaxSize) {
+				rep, err := l.evictProxy(ctx, name, "size", time.Time{}, toLowWatermark)
+				if err != nil {
+					return reps, err
+				}
+				if rep.Blobs > 0 {
+					reps = append(reps, rep)
+				}
+			}
 		}
 	}
 	if l.budget.MaxSize > 0 {
@@ -293,12 +334,34 @@ const evictWindow = 64 << 10
 // evict removes least-recently-used blobs last read before `before` (zero:
 // any time) until `free` bytes are gone (negative: no byte limit).
 func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, free int64) (EvictReport, error) {
+	return l.evictProxy(ctx, "", reason, before, free)
+}
+
+// originUsage is one proxy's usage.
+func (l *Lifecycle) originUsage(origin string) (index.Usage, error) {
+	var u index.Usage
+	err := l.idx.View(func(tx *index.Txn) error {
+		all, err := tx.Usages()
+		u = all[origin]
+		return err
+	})
+	return u, err
+}
+
+// evictProxy is evict restricted to one proxy's content ("": all
+// proxies'), measured against that proxy's budget.
+func (l *Lifecycle) evictProxy(ctx context.Context, origin, reason string, before time.Time, free int64) (EvictReport, error) {
 	l.evictMu.Lock()
 	defer l.evictMu.Unlock()
-	before0, _ := l.ProxiedUsage()
-	rep := EvictReport{Reason: reason, UsedBefore: before0.Bytes, Budget: l.budget.MaxSize}
+	usage, budget := l.ProxiedUsage, l.budget.MaxSize
+	if origin != "" {
+		usage = func() (index.Usage, error) { return l.originUsage(origin) }
+		budget = l.budget.Proxies[origin].MaxSize
+	}
+	before0, _ := usage()
+	rep := EvictReport{Reason: reason, UsedBefore: before0.Bytes, Budget: budget, Proxy: origin}
 	if free == toLowWatermark {
-		free = before0.Bytes - int64(l.budget.Low*float64(l.budget.MaxSize))
+		free = before0.Bytes - int64(l.budget.Low*float64(budget))
 		if free <= 0 {
 			return rep, nil
 		}
@@ -325,7 +388,7 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 		var want int64
 		err := l.idx.View(func(tx *index.Txn) error {
 			return tx.EachLeastRecentAfter(&cursor, before, func(e index.LRUEntry) (bool, error) {
-				if l.busy(e.Digest) {
+				if l.busy(e.Digest) || (origin != "" && e.Known() && e.Origin != origin) {
 					return true, nil
 				}
 				cands = append(cands, e)
@@ -346,6 +409,10 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 		plan, err := l.idx.PlanEviction(cands, before)
 		if err != nil {
 			return rep, err
+		}
+		if origin != "" {
+			// Keys of an older version carry no origin: the plan read it.
+			plan = slices.DeleteFunc(plan, func(p index.EvictPlan) bool { return p.Origin != origin })
 		}
 		if free >= 0 {
 			// With every size known, take no more than is left to free;
@@ -372,11 +439,15 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 			plan = plan[n:]
 		}
 	}
-	after, _ := l.ProxiedUsage()
+	after, _ := usage()
 	rep.UsedAfter = after.Bytes
 	if rep.Blobs > 0 {
-		l.log.Info("evicted cached content", "reason", reason, "blobs", rep.Blobs, "bytes", rep.Bytes,
-			"used_before", rep.UsedBefore, "used_after", rep.UsedAfter, "budget", l.budget.MaxSize)
+		attrs := []any{"reason", reason, "blobs", rep.Blobs, "bytes", rep.Bytes,
+			"used_before", rep.UsedBefore, "used_after", rep.UsedAfter, "budget", budget}
+		if origin != "" {
+			attrs = append(attrs, "proxy", origin)
+		}
+		l.log.Info("evicted cached content", attrs...)
 		if l.onEvict != nil {
 			l.onEvict(rep)
 		}
@@ -484,4 +555,13 @@ func (l *Lifecycle) RelieveDiskPressure() {
 			l.log.Warn("evicting to relieve a full disk failed", "err", err)
 		}
 	}()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -106,3 +106,32 @@ func TestAuthAndTLSErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPerProxyBudgets(t *testing.T) {
+	c, err := Parse([]byte(`proxies:
+  - name: hub
+    upstream: https://registry-1.docker.io
+  - name: ghcr
+    upstream: https://ghcr.io
+cache:
+  max_size: 20GiB
+  proxies:
+    ghcr:
+      max_size: 5GiB
+      max_unused: 7d
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := c.Cache.Proxies["ghcr"]; b.MaxSize != 5<<30 || b.MaxUnused.Std() != 7*24*time.Hour {
+		t.Errorf("ghcr budget %+v", b)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"proxies:\n  - name: hub\n    upstream: https://x\ncache:\n  proxies:\n    quay:\n      max_size: 1GiB\n", `no proxy named "quay" (proxies: hub)`},
+		{"proxies:\n  - name: hub\n    upstream: https://x\ncache:\n  proxies:\n    hub: {}\n", "set max_size, max_unused or both"},
+	} {
+		if _, err := Parse([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

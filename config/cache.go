@@ -21,6 +21,16 @@ type Cache struct {
 	// Pin lists images never evicted: PROXY/REPO:TAG patterns where * in
 	// the tag matches anything ("hub/library/golang:1.*").
 	Pin []string `yaml:"pin,omitempty"`
+	// Proxies are budgets of single proxies, by proxy name, within the
+	// global one: `proxies: {ghcr: {max_size: 5GiB, max_unused: 7d}}`.
+	// The watermarks apply to them too.
+	Proxies map[string]ProxyBudget `yaml:"proxies,omitempty"`
+}
+
+// ProxyBudget bounds what one proxy keeps.
+type ProxyBudget struct {
+	MaxSize   Size     `yaml:"max_size,omitempty"`
+	MaxUnused Duration `yaml:"max_unused,omitempty"`
 }
 
 // Size is a byte count written with units in YAML.
@@ -120,6 +130,36 @@ func (c *Config) validateCache(add func(key, format string, args ...any)) {
 			add(fmt.Sprintf("cache.pin[%d]", i), "%v", err)
 		}
 	}
+	for name, b := range cc.Proxies {
+		key := "cache.proxies." + name
+		found := false
+		for _, p := range c.Proxies {
+			found = found || p.Name == name
+		}
+		if !found {
+			add(key, "there is no proxy named %q (proxies: %s)", name, c.proxyNames())
+		}
+		if b.MaxSize < 0 {
+			add(key+".max_size", "must not be negative")
+		}
+		if b.MaxUnused < 0 {
+			add(key+".max_unused", "must not be negative")
+		}
+		if b.MaxSize == 0 && b.MaxUnused == 0 {
+			add(key, "set max_size, max_unused or both")
+		}
+	}
+}
+
+func (c *Config) proxyNames() string {
+	var names []string
+	for _, p := range c.Proxies {
+		names = append(names, p.Name)
+	}
+	if len(names) == 0 {
+		return "none configured"
+	}
+	return strings.Join(names, ", ")
 }
 
 // SplitPin splits a pin rule "REPO:TAGPATTERN" (or "REPO@DIGEST").

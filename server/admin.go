@@ -118,6 +118,14 @@ type CacheStats struct {
 	LowWatermark  float64                `json:"lowWatermark"`
 	MaxUnused     string                 `json:"maxUnused,omitempty"`
 	PinnedDigests int                    `json:"pinnedDigests"`
+	// ProxyBudgets are the budgets of single proxies (cache.proxies).
+	ProxyBudgets map[string]ProxyBudgetStats `json:"proxyBudgets,omitempty"`
+}
+
+// ProxyBudgetStats is one proxy's own budget.
+type ProxyBudgetStats struct {
+	MaxSize   int64  `json:"maxSize,omitempty"`
+	MaxUnused string `json:"maxUnused,omitempty"`
 }
 
 // CacheStats reports usage against the budget.
@@ -126,6 +134,16 @@ func (s *Server) CacheStats() (CacheStats, error) {
 	st := CacheStats{MaxSize: b.MaxSize, HighWatermark: b.High, LowWatermark: b.Low}
 	if b.MaxUnused > 0 {
 		st.MaxUnused = b.MaxUnused.String()
+	}
+	for name, pb := range b.Proxies {
+		if st.ProxyBudgets == nil {
+			st.ProxyBudgets = map[string]ProxyBudgetStats{}
+		}
+		ps := ProxyBudgetStats{MaxSize: pb.MaxSize}
+		if pb.MaxUnused > 0 {
+			ps.MaxUnused = pb.MaxUnused.String()
+		}
+		st.ProxyBudgets[name] = ps
 	}
 	err := s.idx.View(func(tx *index.Txn) error {
 		var err error

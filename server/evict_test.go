@@ -142,3 +142,63 @@ func TestEvictUnusedFor(t *testing.T) {
 	// Everything comes back on demand, manifests included.
 	pullLayers(t, s, "library/old:1")
 }
+
+// A proxy's own budget (cache.proxies.NAME) bounds that proxy only: its
+// least recently used content goes, another proxy's stays.
+func TestPerProxyBudget(t *testing.T) {
+	big, small := newOrigin(t), newOrigin(t)
+	for i := 0; i < 4; i++ {
+		img, _ := random.Image(1<<20, 1)
+		big.push(t, fmt.Sprintf("library/img%d:1", i), img)
+		img, _ = random.Image(1<<20, 1)
+		small.push(t, fmt.Sprintf("library/img%d:1", i), img)
+	}
+	s := start(t, proxyConfig(t, big.URL, fmt.Sprintf(`  - name: small
+    upstream: %s
+cache:
+  high_watermark: 0.9
+  low_watermark: 0.6
+  proxies:
+    small:
+      max_size: 2MiB`, small.URL)))
+	budget := int64(2 << 20)
+	usage := func(origin string) int64 {
+		st, err := s.CacheStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Origins[origin].Bytes
+	}
+	for i := 0; i < 4; i++ {
+		pullLayers(t, s, fmt.Sprintf("library/img%d:1", i))
+		pullLayers(t, s, fmt.Sprintf("small/library/img%d:1", i))
+		time.Sleep(2 * time.Millisecond)
+		for try := 0; try < 100; try++ {
+			settle(t, s)
+			if usage("small") <= int64(0.9*float64(budget)) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if u := usage("small"); u > int64(0.9*float64(budget)) {
+			t.Fatalf("after img%d: proxy small holds %d, over 90%% of its %d budget", i, u, budget)
+		}
+	}
+	if u := usage("hub"); u < 4<<20 {
+		t.Errorf("proxy hub (no budget of its own) holds %d, want all 4 MiB it fetched", u)
+	}
+	// small's oldest image was evicted; its newest is a hit.
+	before := small.blobGets.Load()
+	pullLayers(t, s, "small/library/img3:1")
+	if small.blobGets.Load() != before {
+		t.Error("small's most recent image was evicted")
+	}
+	pullLayers(t, s, "small/library/img0:1")
+	if small.blobGets.Load() == before {
+		t.Error("small's least recent image is still cached")
+	}
+	st, _ := s.CacheStats()
+	if st.ProxyBudgets["small"].MaxSize != budget {
+		t.Errorf("cache stats: %+v", st.ProxyBudgets)
+	}
+}

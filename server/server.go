@@ -207,10 +207,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			High:      s.cfg.Cache.HighWatermark,
 			Low:       s.cfg.Cache.LowWatermark,
 			MaxUnused: s.cfg.Cache.MaxUnused.Std(),
+			Proxies:   proxyBudgets(s.cfg),
 		},
 		OnEvict: func(r cache.EvictReport) {
-			s.publish(Event{Time: time.Now(), Type: "evict", Bytes: r.Bytes,
-				Message: fmt.Sprintf("evicted %d blobs (%d bytes, reason %s); proxied content now %d of %d bytes", r.Blobs, r.Bytes, r.Reason, r.UsedAfter, r.Budget)})
+			what := "proxied content"
+			if r.Proxy != "" {
+				what = "proxy " + r.Proxy
+			}
+			s.publish(Event{Time: time.Now(), Type: "evict", Bytes: r.Bytes, Repo: r.Proxy,
+				Message: fmt.Sprintf("evicted %d blobs (%d bytes, reason %s); %s now %d of %d bytes", r.Blobs, r.Bytes, r.Reason, what, r.UsedAfter, r.Budget)})
 		},
 	})
 	if s.proxies, err = s.buildProxies(); err != nil {
@@ -454,6 +459,14 @@ func (s *Server) routes() http.Handler {
 		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
 	})
 	return mux
+}
+
+func proxyBudgets(c *config.Config) map[string]cache.ProxyBudget {
+	out := map[string]cache.ProxyBudget{}
+	for name, b := range c.Cache.Proxies {
+		out[name] = cache.ProxyBudget{MaxSize: int64(b.MaxSize), MaxUnused: b.MaxUnused.Std()}
+	}
+	return out
 }
 
 func hostedAnonymous(c *config.Config) map[string]bool {

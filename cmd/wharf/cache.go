@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -149,8 +150,25 @@ func printStats(w io.Writer, st server.CacheStats) {
 	}
 	fmt.Fprintf(w, "hosted content:  %s in %d blobs (never evicted)\n", humanBytes(st.HostedBytes), st.HostedBlobs)
 	fmt.Fprintf(w, "pinned digests:  %d\n", st.PinnedDigests)
-	for origin, u := range st.Origins {
-		fmt.Fprintf(w, "  %-14s %s in %d blobs\n", origin+":", humanBytes(u.Bytes), u.Count)
+	origins := make([]string, 0, len(st.Origins))
+	for origin := range st.Origins {
+		origins = append(origins, origin)
+	}
+	sort.Strings(origins)
+	for _, origin := range origins {
+		u := st.Origins[origin]
+		line := fmt.Sprintf("  %-14s %s in %d blobs", origin+":", humanBytes(u.Bytes), u.Count)
+		if pb, ok := st.ProxyBudgets[origin]; ok {
+			var parts []string
+			if pb.MaxSize > 0 {
+				parts = append(parts, fmt.Sprintf("budget %s (%.0f%% used)", humanBytes(pb.MaxSize), 100*float64(u.Bytes)/float64(pb.MaxSize)))
+			}
+			if pb.MaxUnused != "" {
+				parts = append(parts, "max unused "+pb.MaxUnused)
+			}
+			line += "; " + strings.Join(parts, ", ")
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 
