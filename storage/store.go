@@ -118,12 +118,17 @@ func (s *Store) Put(ctx context.Context, d oci.Digest, size int64, r io.Reader) 
 
 // Writer writes one blob: Write, then Commit with the expected digest, or
 // Abort. Abort after Commit is a no-op, so `defer w.Abort()` is safe.
+// The first few MiB are hashed as they are written; beyond that the hash
+// follows the file on a goroutine of its own (see hashBehind), and
+// Verify, Digest and Commit wait for it to catch up.
 type Writer struct {
 	sinceCheck int64
 	s          *Store
 	f          *os.File
 	alg        string
 	h          hash.Hash
+	behind     *hashBehind // nil while hashing inline
+	hashErr    error       // the hash could not read the file back
 	n          int64
 	done       bool
 }
@@ -149,9 +154,33 @@ func (w *Writer) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
 	w.n += int64(n)
+	switch {
+	case w.behind != nil:
+		w.behind.advance(w.n)
+	case w.n <= hashBehindAfter || w.hashErr != nil:
+		w.h.Write(p[:n])
+	default:
+		b, berr := startHashBehind(w.h, w.f.Name(), w.n-int64(n), w.n)
+		if berr != nil { // no second handle (out of descriptors): stay inline
+			w.h.Write(p[:n])
+			break
+		}
+		w.behind = b
+	}
 	return n, classify(err)
+}
+
+// syncHash waits for the hash to cover every byte written. A Write after
+// it starts a new hasher where this one stopped.
+func (w *Writer) syncHash() error {
+	if w.behind != nil {
+		if err := w.behind.finish(); err != nil && w.hashErr == nil {
+			w.hashErr = err
+		}
+		w.behind = nil
+	}
+	return w.hashErr
 }
 
 // Size is the number of bytes written so far.
@@ -179,6 +208,9 @@ func (w *Writer) Verify(d oci.Digest, size int64) error {
 	if d.Algorithm() != w.alg {
 		return oci.Errorf(oci.CodeDigestInvalid, "content was hashed with %s, cannot check %s", w.alg, d)
 	}
+	if err := w.syncHash(); err != nil {
+		return err
+	}
 	if got := oci.FromHash(w.alg, w.h); got != d {
 		return oci.Errorf(oci.CodeDigestInvalid, "content hashes to %s, not %s", got, d)
 	}
@@ -186,7 +218,13 @@ func (w *Writer) Verify(d oci.Digest, size int64) error {
 }
 
 // Digest is what the bytes written so far hash to.
-func (w *Writer) Digest() oci.Digest { return oci.FromHash(w.alg, w.h) }
+// It is empty when the bytes could not be read back to hash them.
+func (w *Writer) Digest() oci.Digest {
+	if w.syncHash() != nil {
+		return ""
+	}
+	return oci.FromHash(w.alg, w.h)
+}
 
 func (s *Store) publish(w *Writer, d oci.Digest) error {
 	w.done = true
@@ -229,6 +267,10 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	if w.behind != nil {
+		w.behind.abandon()
+		w.behind = nil
+	}
 	w.f.Close()
 	os.Remove(w.f.Name())
 }
