@@ -5,6 +5,8 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,5 +88,57 @@ func TestWarm(t *testing.T) {
 	code, _, errOut = runCmd("warm", "library/nothing:1", "--url", "http://"+s.Addr())
 	if code != 1 || !strings.Contains(errOut, "MANIFEST_UNKNOWN") {
 		t.Fatalf("warm of a missing image: %d %s", code, errOut)
+	}
+}
+
+// TestWarmLogin: a proxy closed to anonymous pulls is warmed with
+// --username and a password from stdin or WHARF_PASSWORD, through the
+// server's token service; without a login, or with a wrong password,
+// warm fails saying what to do.
+func TestWarmLogin(t *testing.T) {
+	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	defer origin.Close()
+	img, _ := random.Image(8<<10, 2)
+	oref, _ := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/library/app:1", name.Insecure)
+	if err := remote.Write(oref, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	defer func(r any) { stdin = os.Stdin }(stdin)
+	stdin = strings.NewReader("s3cret\n")
+	htp := filepath.Join(dir, "htpasswd")
+	if code, _, errOut := runCmd("user", "add", "ci", "--htpasswd", htp); code != 0 {
+		t.Fatal(errOut)
+	}
+	s := startServer(t, filepath.Join(dir, "data"), fmt.Sprintf(
+		"auth:\n  htpasswd: %s\nproxies:\n  - name: hub\n    upstream: %s\n    default: true\n    anonymous_pull: false\n", htp, origin.URL))
+	u := "http://" + s.Addr()
+
+	code, _, errOut := runCmd("warm", "app:1", "--url", u)
+	if code == 0 || !strings.Contains(errOut, "needs a login") || !strings.Contains(errOut, "--username") {
+		t.Fatalf("anonymous warm of a closed proxy: %d %s", code, errOut)
+	}
+	stdin = strings.NewReader("wrong\n")
+	code, _, errOut = runCmd("warm", "app:1", "--url", u, "--username", "ci", "--password-stdin")
+	if code == 0 || !strings.Contains(errOut, "refused the login") {
+		t.Fatalf("warm with a wrong password: %d %s", code, errOut)
+	}
+	stdin = strings.NewReader("s3cret\n")
+	code, out, errOut := runCmd("warm", "app:1", "--url", u, "-u", "ci", "--password-stdin")
+	if code != 0 || !strings.Contains(out, "warmed 1 of 1 images") || !strings.Contains(out, "3 blobs") {
+		t.Fatalf("warm with a login: %d %s %s", code, out, errOut)
+	}
+	t.Setenv("WHARF_PASSWORD", "s3cret")
+	stdin = strings.NewReader("")
+	code, out, errOut = runCmd("warm", "library/app:1", "--url", u, "--username", "ci")
+	if code != 0 || !strings.Contains(out, "warmed 1 of 1 images") {
+		t.Fatalf("warm with WHARF_PASSWORD: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCmd("warm", "app:1", "--url", u, "--password-stdin"); code != 2 || !strings.Contains(errOut, "needs --username") {
+		t.Fatalf("--password-stdin alone: %d %s", code, errOut)
+	}
+	st, err := s.CacheStats()
+	if err != nil || st.ProxiedBlobs < 3 {
+		t.Fatalf("cache after warm: %+v %v", st, err)
 	}
 }
