@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +96,21 @@ func (h *Htpasswd) Has(user string) bool {
 	defer h.mu.Unlock()
 	_, ok := h.users[user]
 	return ok
+}
+
+// Fingerprint identifies user's current entry (its bcrypt hash) without
+// revealing it: it changes when the password does. ok is false for a
+// user who is not in the file.
+func (h *Htpasswd) Fingerprint(user string) (fp string, ok bool) {
+	h.refresh()
+	h.mu.Lock()
+	hash, ok := h.users[user]
+	h.mu.Unlock()
+	if !ok {
+		return "", false
+	}
+	sum := sha256.Sum256(append([]byte("wharf htpasswd entry\x00"), hash...))
+	return base64.RawURLEncoding.EncodeToString(sum[:12]), true
 }
 
 // Authenticate checks user and password in constant time with respect to

@@ -179,9 +179,18 @@ func (s *Service) Identify(r *http.Request) (Identity, error) {
 	case "":
 		return Identity{}, nil
 	case "bearer":
-		id, err := s.tokens.verify(strings.TrimSpace(cred))
+		id, fp, err := s.tokens.verify(strings.TrimSpace(cred))
+		if err == nil && fp != "" && s.htpasswd != nil {
+			if now, ok := s.htpasswd.Fingerprint(id.User); !ok || now != fp {
+				s.log.Info("token refused: its user was removed or changed password since it was issued; the client must log in again", "user", id.User)
+				err = ErrInvalidToken
+			}
+		}
 		s.metrics.AuthResult("token", err == nil)
-		return id, err
+		if err != nil {
+			return Identity{}, err
+		}
+		return id, nil
 	case "basic":
 		user, pass, ok := r.BasicAuth()
 		if !ok {
@@ -197,7 +206,14 @@ func (s *Service) Identify(r *http.Request) (Identity, error) {
 
 // IssueToken signs a token for id with the access granted.
 func (s *Service) IssueToken(id Identity, access []TokenAccess) (string, time.Time, error) {
-	return s.tokens.issue(id, access)
+	var fp string
+	if id.Source == "htpasswd" && s.htpasswd != nil {
+		var ok bool
+		if fp, ok = s.htpasswd.Fingerprint(id.User); !ok {
+			return "", time.Time{}, ErrInvalidCredentials // removed since the login
+		}
+	}
+	return s.tokens.issue(id, fp, access)
 }
 
 func remoteHost(remote string) string {

@@ -203,3 +203,64 @@ func TestNilServiceAllowsAll(t *testing.T) {
 		t.Error("nil service must be anonymous and allow everything")
 	}
 }
+
+// TestTokensEndWithTheUser: removing an htpasswd user or changing their
+// password ends the tokens issued to them at once; the other users'
+// tokens keep working.
+func TestTokensEndWithTheUser(t *testing.T) {
+	s := newTestService(t, nil)
+	reread := func() {
+		s.htpasswd.mu.Lock()
+		s.htpasswd.checked = time.Time{} // reread now rather than within the second
+		s.htpasswd.mu.Unlock()
+	}
+	if _, err := SetPassword(s.htpasswd.path, "bob", "bob-pw"); err != nil {
+		t.Fatal(err)
+	}
+	reread()
+	req := func(tok string) *http.Request {
+		r, _ := http.NewRequest("GET", "http://x/v2/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return r
+	}
+	issue := func(user string) string {
+		tok, _, err := s.IssueToken(Identity{User: user, Source: "htpasswd"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	alice, bob := issue("alice"), issue("bob")
+	for _, tok := range []string{alice, bob} {
+		if _, err := s.Identify(req(tok)); err != nil {
+			t.Fatalf("fresh token: %v", err)
+		}
+	}
+	// Change alice's password and remove bob, as `wharf user` does.
+	if _, err := SetPassword(s.htpasswd.path, "alice", "new-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DeleteUser(s.htpasswd.path, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	reread()
+	for name, tok := range map[string]string{"alice (password changed)": alice, "bob (removed)": bob} {
+		if _, err := s.Identify(req(tok)); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: token still accepted: %v", name, err)
+		}
+	}
+	if _, err := s.Identify(req(issue("alice"))); err != nil {
+		t.Errorf("a token issued after the change: %v", err)
+	}
+	if _, _, err := s.IssueToken(Identity{User: "bob", Source: "htpasswd"}, nil); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("token for a removed user: %v", err)
+	}
+	// An LDAP identity carries no fingerprint and is not looked up here.
+	tok, _, err := s.IssueToken(Identity{User: "carol", Source: "ldap"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Identify(req(tok)); err != nil {
+		t.Errorf("ldap token: %v", err)
+	}
+}

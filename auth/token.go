@@ -19,7 +19,9 @@ import (
 // not log every client out), carrying who logged in and the access they
 // were granted for the scopes they asked. Requests are still checked
 // against the rules with the token's identity, so a rule change applies
-// at once.
+// at once. A token of an htpasswd user also carries a fingerprint of
+// that user's htpasswd entry: removing the user or changing the password
+// ends their tokens at once rather than when they expire.
 type tokenSigner struct {
 	key []byte
 	ttl time.Duration
@@ -37,6 +39,7 @@ type tokenClaims struct {
 	Sub    string        `json:"sub,omitempty"`
 	Groups []string      `json:"grp,omitempty"`
 	Src    string        `json:"src,omitempty"`
+	Cred   string        `json:"crd,omitempty"` // htpasswd entry fingerprint
 	Iat    int64         `json:"iat"`
 	Exp    int64         `json:"exp"`
 	Access []TokenAccess `json:"access,omitempty"`
@@ -73,10 +76,10 @@ func loadTokenKey(dataDir string) ([]byte, error) {
 	return key, nil
 }
 
-func (s *tokenSigner) issue(id Identity, access []TokenAccess) (string, time.Time, error) {
+func (s *tokenSigner) issue(id Identity, cred string, access []TokenAccess) (string, time.Time, error) {
 	now := s.now()
 	exp := now.Add(s.ttl)
-	c := tokenClaims{Sub: id.User, Groups: id.Groups, Src: id.Source, Iat: now.Unix(), Exp: exp.Unix(), Access: access}
+	c := tokenClaims{Sub: id.User, Groups: id.Groups, Src: id.Source, Cred: cred, Iat: now.Unix(), Exp: exp.Unix(), Access: access}
 	body, err := json.Marshal(c)
 	if err != nil {
 		return "", time.Time{}, err
@@ -91,30 +94,31 @@ func (s *tokenSigner) mac(payload string) []byte {
 	return m.Sum(nil)
 }
 
-// verify checks the signature (in constant time) and the expiry.
-func (s *tokenSigner) verify(tok string) (Identity, error) {
+// verify checks the signature (in constant time) and the expiry, and
+// returns the identity and credential fingerprint the token was issued to.
+func (s *tokenSigner) verify(tok string) (Identity, string, error) {
 	if !strings.HasPrefix(tok, tokenPrefix) || len(tok) > 16<<10 {
-		return Identity{}, ErrInvalidToken
+		return Identity{}, "", ErrInvalidToken
 	}
 	i := strings.LastIndexByte(tok, '.')
 	if i <= len(tokenPrefix) {
-		return Identity{}, ErrInvalidToken
+		return Identity{}, "", ErrInvalidToken
 	}
 	payload, sig := tok[:i], tok[i+1:]
 	got, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil || !hmac.Equal(got, s.mac(payload)) {
-		return Identity{}, ErrInvalidToken
+		return Identity{}, "", ErrInvalidToken
 	}
 	body, err := base64.RawURLEncoding.DecodeString(payload[len(tokenPrefix):])
 	if err != nil {
-		return Identity{}, ErrInvalidToken
+		return Identity{}, "", ErrInvalidToken
 	}
 	var c tokenClaims
 	if err := json.Unmarshal(body, &c); err != nil {
-		return Identity{}, ErrInvalidToken
+		return Identity{}, "", ErrInvalidToken
 	}
 	if s.now().Unix() >= c.Exp {
-		return Identity{}, ErrInvalidToken
+		return Identity{}, "", ErrInvalidToken
 	}
-	return Identity{User: c.Sub, Groups: c.Groups, Source: c.Src}, nil
+	return Identity{User: c.Sub, Groups: c.Groups, Source: c.Src}, c.Cred, nil
 }

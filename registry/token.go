@@ -86,6 +86,9 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	access := h.grant(id, scopes)
 	tok, exp, err := h.o.Auth.IssueToken(id, access)
+	if errors.Is(err, auth.ErrInvalidCredentials) { // the user was removed a moment ago
+		return h.authError(w, r, err, "")
+	}
 	if err != nil {
 		return err
 	}
