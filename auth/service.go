@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -27,14 +28,34 @@ type Source interface {
 // token signer and the failed-login limiter. A nil *Service means auth is
 // off: every request is anonymous and allowed.
 type Service struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	opts    Options
+
+	// What the config decides; Reload swaps these together.
+	mu       sync.RWMutex
+	cfg      config.Auth
 	policy   *Policy
 	htpasswd *Htpasswd
 	ldap     Source
 	tokens   *tokenSigner
 	limit    *limiter
-	log      *slog.Logger
-	metrics  *metrics.Metrics
 	cache    *loginCache
+}
+
+// parts is a consistent view of what Reload may swap.
+type parts struct {
+	htpasswd *Htpasswd
+	ldap     Source
+	tokens   *tokenSigner
+	limit    *limiter
+	cache    *loginCache
+}
+
+func (s *Service) cur() parts {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return parts{s.htpasswd, s.ldap, s.tokens, s.limit, s.cache}
 }
 
 // Options are the parts of a Service that are not configuration.
@@ -59,11 +80,13 @@ func New(cfg config.Auth, dataDir string, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
+		cfg:     cfg,
 		policy:  NewPolicy(cfg),
 		tokens:  &tokenSigner{key: key, ttl: cfg.TokenTTL.Std(), now: time.Now},
 		limit:   newLimiter(cfg.MaxFailures, cfg.FailureWindow.Std()),
 		log:     o.Logger,
 		metrics: o.Metrics,
+		opts:    o,
 		cache:   newLoginCache(time.Minute, 10_000),
 	}
 	if cfg.Htpasswd != "" {
@@ -87,7 +110,70 @@ func (s *Service) Policy() *Policy {
 	if s == nil {
 		return nil
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.policy
+}
+
+// Reload applies a changed auth section while the server runs: rules and
+// admins, the htpasswd file's path, the LDAP settings, token_ttl and the
+// failed-login limits. Nothing is swapped unless everything new could be
+// built. It returns the keys that changed. Switching auth off needs a
+// restart; tokens already handed out stay valid (the rules are checked
+// on every request, so new rules apply to them at once).
+func (s *Service) Reload(cfg config.Auth) ([]string, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("turning auth off (no htpasswd and no ldap left) needs a restart")
+	}
+	s.mu.RLock()
+	old := s.cfg
+	s.mu.RUnlock()
+	var changed []string
+	h := s.cur().htpasswd
+	if cfg.Htpasswd != old.Htpasswd {
+		changed = append(changed, "auth.htpasswd")
+		h = nil
+		if cfg.Htpasswd != "" {
+			var err error
+			if h, err = NewHtpasswd(cfg.Htpasswd, s.log); err != nil {
+				return nil, err
+			}
+		}
+	}
+	l := s.cur().ldap
+	var oldLDAP Source
+	if !reflect.DeepEqual(cfg.LDAP, old.LDAP) && s.opts.LDAP == nil {
+		changed = append(changed, "auth.ldap")
+		oldLDAP, l = l, nil
+		if cfg.LDAP != nil {
+			var err error
+			if l, err = newLDAPSource(*cfg.LDAP, s.log); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !reflect.DeepEqual(cfg.Rules, old.Rules) {
+		changed = append(changed, "auth.rules")
+	}
+	if !reflect.DeepEqual(cfg.Admins, old.Admins) {
+		changed = append(changed, "auth.admins")
+	}
+	s.mu.Lock()
+	s.cfg, s.policy, s.htpasswd, s.ldap = cfg, NewPolicy(cfg), h, l
+	if cfg.TokenTTL != old.TokenTTL {
+		changed = append(changed, "auth.token_ttl")
+		s.tokens = &tokenSigner{key: s.tokens.key, ttl: cfg.TokenTTL.Std(), now: s.tokens.now}
+	}
+	if cfg.MaxFailures != old.MaxFailures || cfg.FailureWindow != old.FailureWindow {
+		changed = append(changed, "auth.max_failures/failure_window")
+		s.limit = newLimiter(cfg.MaxFailures, cfg.FailureWindow.Std())
+	}
+	s.cache = newLoginCache(time.Minute, 10_000) // no login outlives a source change
+	s.mu.Unlock()
+	if c, ok := oldLDAP.(interface{ Close() error }); ok {
+		c.Close()
+	}
+	return changed, nil
 }
 
 // Close releases directory connections.
@@ -95,7 +181,7 @@ func (s *Service) Close() error {
 	if s == nil {
 		return nil
 	}
-	if c, ok := s.ldap.(interface{ Close() error }); ok {
+	if c, ok := s.cur().ldap.(interface{ Close() error }); ok {
 		return c.Close()
 	}
 	return nil
@@ -114,37 +200,38 @@ func (e *LimitedError) Error() string {
 // counted, slowed and logged with user and address; passwords never are.
 func (s *Service) Login(ctx context.Context, user, password, remote string) (Identity, error) {
 	addr := remoteHost(remote)
-	if wait, blocked := s.limit.blocked(addr); blocked {
+	p := s.cur()
+	if wait, blocked := p.limit.blocked(addr); blocked {
 		s.log.Warn("login refused: too many failures from this address", "user", user, "remote", addr, "retry_after", wait.Round(time.Second))
 		return Identity{}, &LimitedError{RetryAfter: wait}
 	}
 	gen := fileStamp{}
-	if s.htpasswd != nil {
-		gen = s.htpasswd.Generation()
+	if p.htpasswd != nil {
+		gen = p.htpasswd.Generation()
 	}
 	key := cacheKey(user, password, gen)
-	if id, ok := s.cache.get(key); ok {
+	if id, ok := p.cache.get(key); ok {
 		return id, nil
 	}
 	method := "htpasswd"
 	var id Identity
 	var err error
 	switch {
-	case s.htpasswd != nil && s.htpasswd.Has(user):
-		id, err = s.htpasswd.Authenticate(ctx, user, password)
-	case s.ldap != nil:
+	case p.htpasswd != nil && p.htpasswd.Has(user):
+		id, err = p.htpasswd.Authenticate(ctx, user, password)
+	case p.ldap != nil:
 		method = "ldap"
-		id, err = s.ldap.Authenticate(ctx, user, password)
-	case s.htpasswd != nil:
-		id, err = s.htpasswd.Authenticate(ctx, user, password) // unknown: same bcrypt time
+		id, err = p.ldap.Authenticate(ctx, user, password)
+	case p.htpasswd != nil:
+		id, err = p.htpasswd.Authenticate(ctx, user, password) // unknown: same bcrypt time
 	default:
 		err = ErrInvalidCredentials
 	}
 	s.metrics.AuthResult(method, err == nil)
 	if err == nil {
-		s.limit.success(user)
+		p.limit.success(user)
 		if method == "htpasswd" {
-			s.cache.put(key, id)
+			p.cache.put(key, id)
 		}
 		return id, nil
 	}
@@ -152,7 +239,7 @@ func (s *Service) Login(ctx context.Context, user, password, remote string) (Ide
 		s.log.Error("login could not be checked: the user directory is unavailable", "user", user, "remote", addr, "source", method, "err", err)
 		return Identity{}, err
 	}
-	wait := s.limit.fail(addr, user)
+	wait := p.limit.fail(addr, user)
 	s.log.Warn("login failed", "user", user, "remote", addr, "source", method)
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -179,9 +266,10 @@ func (s *Service) Identify(r *http.Request) (Identity, error) {
 	case "":
 		return Identity{}, nil
 	case "bearer":
-		id, fp, err := s.tokens.verify(strings.TrimSpace(cred))
-		if err == nil && fp != "" && s.htpasswd != nil {
-			if now, ok := s.htpasswd.Fingerprint(id.User); !ok || now != fp {
+		p := s.cur()
+		id, fp, err := p.tokens.verify(strings.TrimSpace(cred))
+		if err == nil && fp != "" && p.htpasswd != nil {
+			if now, ok := p.htpasswd.Fingerprint(id.User); !ok || now != fp {
 				s.log.Info("token refused: its user was removed or changed password since it was issued; the client must log in again", "user", id.User)
 				err = ErrInvalidToken
 			}
@@ -206,14 +294,15 @@ func (s *Service) Identify(r *http.Request) (Identity, error) {
 
 // IssueToken signs a token for id with the access granted.
 func (s *Service) IssueToken(id Identity, access []TokenAccess) (string, time.Time, error) {
+	p := s.cur()
 	var fp string
-	if id.Source == "htpasswd" && s.htpasswd != nil {
+	if id.Source == "htpasswd" && p.htpasswd != nil {
 		var ok bool
-		if fp, ok = s.htpasswd.Fingerprint(id.User); !ok {
+		if fp, ok = p.htpasswd.Fingerprint(id.User); !ok {
 			return "", time.Time{}, ErrInvalidCredentials // removed since the login
 		}
 	}
-	return s.tokens.issue(id, fp, access)
+	return p.tokens.issue(id, fp, access)
 }
 
 func remoteHost(remote string) string {

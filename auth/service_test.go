@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -262,5 +263,44 @@ func TestTokensEndWithTheUser(t *testing.T) {
 	}
 	if _, err := s.Identify(req(tok)); err != nil {
 		t.Errorf("ldap token: %v", err)
+	}
+}
+
+// TestReloadSwapsTogether: Reload reports each changed key and applies
+// token_ttl, the login limits and the admins; an unusable users file
+// leaves everything as it was.
+func TestReloadSwapsTogether(t *testing.T) {
+	s := newTestService(t, nil)
+	cfg := s.cfg
+	cfg.TokenTTL = config.Duration(10 * time.Minute)
+	cfg.MaxFailures = 2
+	cfg.Admins = []string{"alice"}
+	changed, err := s.Reload(cfg)
+	if err != nil || strings.Join(changed, ",") != "auth.admins,auth.token_ttl,auth.max_failures/failure_window" {
+		t.Fatalf("changed %v, %v", changed, err)
+	}
+	_, exp, err := s.IssueToken(Identity{User: "alice", Source: "htpasswd"}, nil)
+	if err != nil || time.Until(exp) < 9*time.Minute {
+		t.Fatalf("token after token_ttl 10m: expires %v, %v", exp, err)
+	}
+	if !s.Policy().IsAdmin(Identity{User: "alice"}) {
+		t.Error("alice is not an admin after the reload")
+	}
+	for i := 0; i < 2; i++ {
+		s.Login(context.Background(), "alice", "wrong", "10.9.9.9:1")
+	}
+	var le *LimitedError
+	if _, err := s.Login(context.Background(), "alice", "alice-pw", "10.9.9.9:1"); !errors.As(err, &le) {
+		t.Errorf("third login from an address after max_failures 2: %v", err)
+	}
+
+	bad := cfg
+	bad.Htpasswd = filepath.Join(t.TempDir(), "no-such-dir", "htpasswd")
+	os.MkdirAll(bad.Htpasswd, 0o700) // a directory where the file should be
+	if _, err := s.Reload(bad); err == nil {
+		t.Fatal("reload with a directory as the users file was taken")
+	}
+	if s.cfg.Htpasswd != cfg.Htpasswd {
+		t.Error("a refused reload changed the users file")
 	}
 }

@@ -143,7 +143,7 @@ func defaultDataDir() string {
 }
 
 func cmdServe(args []string, stderr io.Writer) error {
-	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.", stderr)
+	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.\nSIGHUP (systemctl reload wharf) reads --config again and applies the auth\nsection at once (users file, LDAP, rules, admins); other changes are named\nin the log and apply at the next start.", stderr)
 	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "YAML config `file` (env WHARF_CONFIG); none: the embedded default (listen :5000, a Docker Hub cache for every name, pushes under local/)")
 	listen := fs.String("listen", "", "listen `address`, overriding the config (e.g. :5000, 127.0.0.1:5000)")
 	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` for blobs and the index, overriding the config (env WHARF_DATA_DIR; default ./data)")
@@ -188,7 +188,40 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := func() {
+		if *cfgPath == "" {
+			log.Warn("SIGHUP: nothing to reload; wharf was started without --config")
+			return
+		}
+		next, err := config.Load(*cfgPath)
+		if err == nil {
+			next, err = next.WithOverrides(*listen, *dataDir)
+		}
+		if err == nil {
+			if *logFormat != "" {
+				next.Log.Format = *logFormat
+			}
+			if *logLevel != "" {
+				next.Log.Level = *logLevel
+			}
+			_, _, err = srv.Reload(next)
+		}
+		if err != nil {
+			log.Error("config not reloaded; still running with the previous one", "file", *cfgPath, "err", err)
+		}
+	}
+	for done := false; !done; {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading the config", "file", *cfgPath)
+			reload()
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	stop()
 	log.Info("shutting down; waiting up to 30s for in-flight requests (signal again to force)")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
