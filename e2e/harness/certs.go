@@ -15,9 +15,10 @@ import (
 )
 
 // LoopbackCert makes a throwaway CA named caName and a server certificate
-// it signs for 127.0.0.1, ::1 and localhost, valid for a day, all PEM; the
-// key is PKCS #8 EC, which Go, Pebble and slapd (GnuTLS) all read.
-func LoopbackCert(caName string) (caPEM, certPEM, keyPEM []byte, err error) {
+// it signs for 127.0.0.1, ::1, localhost and any extra DNS names, valid
+// for a day, all PEM; the key is PKCS #8 EC, which Go, Pebble and slapd
+// (GnuTLS) all read.
+func LoopbackCert(caName string, extraNames ...string) (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, err
@@ -51,7 +52,7 @@ func LoopbackCert(caName string) (caPEM, certPEM, keyPEM []byte, err error) {
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, extraNames...),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)

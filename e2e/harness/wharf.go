@@ -95,6 +95,7 @@ type Wharf struct {
 	DataDir    string
 	ConfigPath string // empty when started without a config file
 
+	env     []string // "K=V" added to the server's environment
 	bin     string
 	args    []string // everything after the binary
 	tlsName string   // server name for the readiness check over TLS
@@ -122,9 +123,21 @@ func StartWharf(t testing.TB, bin, configTemplate string, extraArgs ...string) *
 // certificate, with the first tls.hosts name as server name.
 func StartWharfOn(t testing.TB, bin, listen, configTemplate string, extraArgs ...string) *Wharf {
 	t.Helper()
+	return startWharf(t, bin, listen, nil, configTemplate, extraArgs...)
+}
+
+// StartWharfEnv is StartWharf with env ("K=V", e.g. HTTPS_PROXY) set for
+// the server alone, not for the test process.
+func StartWharfEnv(t testing.TB, bin string, env []string, configTemplate string, extraArgs ...string) *Wharf {
+	t.Helper()
+	return startWharf(t, bin, FreeAddr(t), env, configTemplate, extraArgs...)
+}
+
+func startWharf(t testing.TB, bin, listen string, env []string, configTemplate string, extraArgs ...string) *Wharf {
+	t.Helper()
 	dir := t.TempDir()
 	data := WharfConfigData{Listen: listen, DataDir: filepath.Join(dir, "data"), Dir: dir}
-	w := &Wharf{Addr: data.Listen, URL: "http://" + data.Listen, Dir: dir, DataDir: data.DataDir, bin: bin}
+	w := &Wharf{Addr: data.Listen, URL: "http://" + data.Listen, Dir: dir, DataDir: data.DataDir, bin: bin, env: env}
 	if configTemplate == "" {
 		w.args = []string{"serve", "--listen", data.Listen, "--data-dir", data.DataDir}
 	} else {
@@ -161,7 +174,7 @@ func (w *Wharf) start(t testing.TB) {
 	t.Helper()
 	// WHARF_CONFIG, WHARF_DATA_DIR and friends from the test's environment
 	// must not reach the server under test.
-	env := cleanEnv([]string{"WHARF_"})
+	env := cleanEnv([]string{"WHARF_"}, w.env...)
 	w.Process = StartProcess(t, "wharf", w.Dir, env, append([]string{w.bin}, w.args...)...)
 	w.WaitReady(t, ReadyTimeout, func() error { return pingV2(w.URL, w.tlsName, http.StatusOK, http.StatusUnauthorized) })
 }
