@@ -53,24 +53,7 @@ hosted:
 	// a hit): the manifest by tag, the config and the three layers.
 	pull := func() {
 		t.Helper()
-		got, err := remote.Image(harness.Ref(t, w.Addr+"/app:1"), remote.WithContext(t.Context()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := got.RawConfigFile(); err != nil {
-			t.Fatal(err)
-		}
-		ls, _ := got.Layers()
-		for _, l := range ls {
-			rc, err := l.Compressed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, rc)
-			if err := rc.Close(); err != nil {
-				t.Fatalf("layer: %v", err)
-			}
-		}
+		harness.PullImage(t, w.Addr+"/app:1", remote.WithContext(t.Context()))
 	}
 	pull()
 	pull()

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
@@ -127,21 +125,7 @@ func TestProxyThroughHTTPSProxy(t *testing.T) {
 	cfg := fmt.Sprintf(corpProxyConfig, corpHost, caFile)
 	bin := harness.BuildWharf(t)
 	w := harness.StartWharfEnv(t, bin, env, cfg)
-	got, err := remote.Image(harness.Ref(t, w.Addr+"/library/app:1"))
-	if err != nil {
-		t.Fatalf("pull through wharf behind HTTPS_PROXY: %v\n%s", err, w.LogTail(20))
-	}
-	ls, _ := got.Layers()
-	for _, l := range ls {
-		rc, err := l.Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, rc)
-		if err := rc.Close(); err != nil {
-			t.Fatalf("layer through the proxy: %v", err)
-		}
-	}
+	got := harness.PullImage(t, w.Addr+"/library/app:1")
 	want, _ := img.Digest()
 	if d, _ := got.Digest(); d != want {
 		t.Fatalf("pulled %s, pushed %s", d, want)

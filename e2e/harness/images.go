@@ -39,6 +39,38 @@ func Ref(t testing.TB, s string) name.Reference {
 	return ref
 }
 
+// PullImage pulls ref (a plain-HTTP reference, as for Ref) the way a
+// client does: manifest, config, then every layer read to the end, which
+// is where ggcr checks each layer's digest. It returns the image pulled.
+func PullImage(t testing.TB, ref string, opts ...remote.Option) v1.Image {
+	t.Helper()
+	img, err := remote.Image(Ref(t, ref), opts...)
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	if _, err := img.RawConfigFile(); err != nil {
+		t.Fatalf("pull %s: config: %v", ref, err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatalf("pull %s: %v", ref, err)
+	}
+	for _, l := range ls {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("pull %s: layer: %v", ref, err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatalf("pull %s: layer: %v", ref, err)
+		}
+	}
+	return img
+}
+
 // ImageSpec describes a random image. Zero fields take defaults.
 type ImageSpec struct {
 	Layers    int   // default 3
