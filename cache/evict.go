@@ -120,6 +120,18 @@ func (l *Lifecycle) release(d oci.Digest) {
 	l.mu.Unlock()
 }
 
+// InFlight is how many blobs are being read or filled right now. A fill
+// counts until its blob is committed and indexed, a moment after its
+// last byte reached the clients.
+func (l *Lifecycle) InFlight() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.active)
+}
+
 func (l *Lifecycle) inUse(d oci.Digest) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

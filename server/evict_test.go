@@ -38,12 +38,19 @@ func pullLayers(t *testing.T, s *server.Server, repo string) {
 	}
 }
 
-// settle saves access times and enforces the budget, retrying briefly:
-// a fill may still be committing after its client got the last byte, and
-// blobs in use are never evicted.
+// settle waits for the fills to be committed (a fill is indexed a moment
+// after its client got the last byte: enforcing before that measures the
+// cache without it, and the next pass then frees more than the test
+// expects), then saves access times and enforces the budget, retrying
+// briefly: blobs in use are never evicted.
 func settle(t *testing.T, s *server.Server) {
 	t.Helper()
 	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); s.Lifecycle().InFlight() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d blobs still in flight after 10s", s.Lifecycle().InFlight())
+		}
+	}
 	b := s.Lifecycle().Budget()
 	for i := 0; i < 100; i++ {
 		if err := s.Lifecycle().Flush(ctx); err != nil {
