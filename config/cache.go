@@ -137,7 +137,7 @@ func (c *Config) validateCache(add func(key, format string, args ...any)) {
 			found = found || p.Name == name
 		}
 		if !found {
-			add(key, "there is no proxy named %q (proxies: %s)", name, c.proxyNames())
+			add(key, "there is no proxy named %q (proxies: %s)", name, c.ProxyNames())
 		}
 		if b.MaxSize < 0 {
 			add(key+".max_size", "must not be negative")
@@ -151,7 +151,9 @@ func (c *Config) validateCache(add func(key, format string, args ...any)) {
 	}
 }
 
-func (c *Config) proxyNames() string {
+// ProxyNames lists the proxy namespaces for messages: "hub, ghcr", or
+// "none configured".
+func (c *Config) ProxyNames() string {
 	var names []string
 	for _, p := range c.Proxies {
 		names = append(names, p.Name)

@@ -25,7 +25,7 @@ func canonicalRepo(cfg *config.Config, name string) (proxy, canon string, err er
 	if p := cfg.DefaultProxy(); p != nil {
 		return p.Name, p.Name + "/" + normalizeHub(*p, name), nil
 	}
-	return "", "", fmt.Errorf("%s is not in any proxy namespace; name it as PROXY/REPO (proxies: %s)", name, proxyNames(cfg))
+	return "", "", fmt.Errorf("%s is not in any proxy namespace; name it as PROXY/REPO (proxies: %s)", name, cfg.ProxyNames())
 }
 
 func normalizeHub(p config.Proxy, name string) string {
@@ -33,17 +33,6 @@ func normalizeHub(p config.Proxy, name string) string {
 		return "library/" + name
 	}
 	return name
-}
-
-func proxyNames(cfg *config.Config) string {
-	var n []string
-	for _, p := range cfg.Proxies {
-		n = append(n, p.Name)
-	}
-	if len(n) == 0 {
-		return "none configured"
-	}
-	return strings.Join(n, ", ")
 }
 
 // parseImage splits NAME[:TAG|@DIGEST] into the canonical repository and

@@ -2,28 +2,17 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 func TestCacheCommands(t *testing.T) {
-	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer origin.Close()
 	img, _ := random.Image(32<<10, 2)
-	oref, _ := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/library/alpine:3.20", name.Insecure)
-	if err := remote.Write(oref, img); err != nil {
-		t.Fatal(err)
-	}
+	origin := startOrigin(t, "library/alpine:3.20", img)
 	dir := t.TempDir()
 	s := startServer(t, dir, fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\ncache:\n  max_size: 1GiB\n", origin.URL))
 	pullImage(t, s.Addr(), "alpine:3.20")
@@ -62,13 +51,8 @@ func TestCacheCommands(t *testing.T) {
 }
 
 func TestWarm(t *testing.T) {
-	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer origin.Close()
 	idx, _ := random.Index(16<<10, 2, 2)
-	oref, _ := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/library/multi:1", name.Insecure)
-	if err := remote.WriteIndex(oref, idx); err != nil {
-		t.Fatal(err)
-	}
+	origin := startOrigin(t, "library/multi:1", idx)
 	s := startServer(t, t.TempDir(), fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\n", origin.URL))
 	code, out, errOut := runCmd("warm", "multi:1", "--url", "http://"+s.Addr())
 	if code != 0 {
@@ -96,13 +80,8 @@ func TestWarm(t *testing.T) {
 // server's token service; without a login, or with a wrong password,
 // warm fails saying what to do.
 func TestWarmLogin(t *testing.T) {
-	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	defer origin.Close()
 	img, _ := random.Image(8<<10, 2)
-	oref, _ := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/library/app:1", name.Insecure)
-	if err := remote.Write(oref, img); err != nil {
-		t.Fatal(err)
-	}
+	origin := startOrigin(t, "library/app:1", img)
 	dir := t.TempDir()
 	defer func(r any) { stdin = os.Stdin }(stdin)
 	stdin = strings.NewReader("s3cret\n")

@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf-registry/wharf/config"
@@ -30,6 +35,30 @@ func startServer(t *testing.T, dir, extra string) *server.Server {
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	return s
+}
+
+// startOrigin runs an in-memory registry (go-containerregistry's) with
+// content pushed as repo:tag, and returns it as a proxy's upstream.
+func startOrigin(t *testing.T, repoTag string, content remote.Taggable) *httptest.Server {
+	t.Helper()
+	origin := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(origin.Close)
+	ref, err := name.ParseReference(strings.TrimPrefix(origin.URL, "http://")+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch c := content.(type) {
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, c)
+	case v1.Image:
+		err = remote.Write(ref, c)
+	default:
+		t.Fatalf("startOrigin: %T is neither an image nor an index", content)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return origin
 }
 
 // pullImage pulls addr/ref through the registry API and reads every layer.
