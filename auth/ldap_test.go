@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,11 +147,29 @@ func TestLDAPLogin(t *testing.T) {
 }
 
 // An empty password must never reach the directory, where it would be an
-// unauthenticated bind that succeeds; a directory that does not even
-// listen proves it.
+// unauthenticated bind that succeeds. The "directory" is a listener that
+// counts connections and hangs up on each: none may arrive for the
+// rejected logins. (A port merely free a moment ago could be taken by
+// another test's server in between.)
 func TestLDAPRejectsBeforeAsking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
 	cfg := config.LDAP{
-		URL:        "ldap://" + harness.FreeAddr(t) + "/",
+		URL:        "ldap://" + ln.Addr().String() + "/",
 		BaseDN:     "ou=people,dc=example,dc=org",
 		UserFilter: "(uid={username})",
 		Timeout:    config.Duration(time.Second),
@@ -161,8 +180,11 @@ func TestLDAPRejectsBeforeAsking(t *testing.T) {
 			t.Errorf("%q/%q: %v, want ErrInvalidCredentials", c.user, c.password, err)
 		}
 	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("rejected logins opened %d connections to the directory", n)
+	}
 	if _, err := l.Authenticate(t.Context(), "alice", "pw"); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("no directory: %v, want ErrUnavailable", err)
+		t.Errorf("directory hanging up: %v, want ErrUnavailable", err)
 	}
 }
 

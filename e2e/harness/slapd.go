@@ -211,22 +211,30 @@ func (s *Slapd) Restart() {
 
 // Freeze stops slapd with SIGSTOP: the kernel still accepts connections
 // into the listen backlog and keeps open ones, but nothing is answered, as
-// with a hung server. Thaw (or cleanup) resumes it.
+// with a hung server. It returns once every slapd thread is stopped (kill
+// returns when the signal is queued; on a loaded machine slapd may answer
+// for a while after that). Thaw (or cleanup) resumes it.
 func (s *Slapd) Freeze() {
 	s.t.Helper()
-	if err := syscall.Kill(s.Proc.Pid(), syscall.SIGSTOP); err != nil {
+	p := s.Proc
+	if err := syscall.Kill(p.Pid(), syscall.SIGSTOP); err != nil {
 		s.t.Fatalf("freezing slapd: %v", err)
 	}
-	p := s.Proc
 	// Runs before the process's own cleanup, which would otherwise wait
 	// its whole grace period for a stopped slapd to act on SIGTERM.
 	s.t.Cleanup(func() { _ = syscall.Kill(p.Pid(), syscall.SIGCONT) })
+	if err := WaitStopped(p.Pid(), StateTimeout); err != nil {
+		s.t.Fatalf("freezing slapd: %v", err)
+	}
 }
 
-// Thaw resumes a frozen slapd.
+// Thaw resumes a frozen slapd and returns once no thread of it is stopped.
 func (s *Slapd) Thaw() {
 	s.t.Helper()
 	if err := syscall.Kill(s.Proc.Pid(), syscall.SIGCONT); err != nil {
+		s.t.Fatalf("thawing slapd: %v", err)
+	}
+	if err := WaitContinued(s.Proc.Pid(), StateTimeout); err != nil {
 		s.t.Fatalf("thawing slapd: %v", err)
 	}
 }
