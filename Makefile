@@ -16,7 +16,7 @@ export GOFLAGS := -buildvcs=false
 FUZZ_TARGETS := ./oci:FuzzParseDigest ./oci:FuzzValidateName ./oci:FuzzParseRange \
                 ./oci:FuzzParseContentRange ./oci:FuzzParseManifest ./registry:FuzzParseRoute
 
-.PHONY: all build run test unit e2e deps lint fuzz fuzz-short bench stress clean
+.PHONY: all build run test test-loaded test-run unit e2e deps lint fuzz fuzz-short bench stress clean
 
 all: build
 
@@ -28,10 +28,20 @@ run: build
 	./$(BIN) serve --data-dir $(DATA_DIR)
 
 ## test: install test dependencies, lint, unit + race tests, real-client e2e tests, short fuzzing
+test: deps
+	$(MAKE) test-run
+
+## test-loaded: `make test` with stress-ng (--cpu 2 --io 1) loading the machine beside it
+# The suite must pass on a busy machine too: tests wait for states, never
+# for a time. stress-ng stops when the run ends, pass or fail.
+test-loaded: deps
+	bash scripts/with-load.sh $(MAKE) test-run
+
+# test-run is `make test` without installing anything.
 # The end-to-end packages run on their own, one at a time: their real
 # processes take ports picked free a moment earlier, which tests of other
 # packages running alongside could grab in between.
-test: deps lint
+test-run: lint
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
 	WHARF_E2E_REQUIRE=1 $(GO) test -race -count=1 -p 1 -timeout 25m ./e2e/...
 	$(MAKE) fuzz-short
