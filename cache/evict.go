@@ -56,6 +56,7 @@ type Lifecycle struct {
 
 	mu      sync.Mutex
 	active  map[oci.Digest]int
+	idle    chan struct{} // closed while active is empty
 	touches map[oci.Digest]touch
 	kick    chan struct{}
 }
@@ -92,8 +93,10 @@ func NewLifecycle(o LifecycleOptions) *Lifecycle {
 	if b.Low <= 0 || b.Low >= b.High {
 		b.Low = b.High - 0.10
 	}
+	idle := make(chan struct{})
+	close(idle)
 	return &Lifecycle{idx: o.Index, store: o.Store, budget: b, log: o.Logger, m: o.Metrics, now: o.Now, onEvict: o.OnEvict,
-		active: map[oci.Digest]int{}, touches: map[oci.Digest]touch{}, kick: make(chan struct{}, 1)}
+		active: map[oci.Digest]int{}, idle: idle, touches: map[oci.Digest]touch{}, kick: make(chan struct{}, 1)}
 }
 
 // Budget is the budget in force.
@@ -105,6 +108,9 @@ func (l *Lifecycle) acquire(d oci.Digest) {
 		return
 	}
 	l.mu.Lock()
+	if len(l.active) == 0 {
+		l.idle = make(chan struct{})
+	}
 	l.active[d]++
 	l.mu.Unlock()
 }
@@ -114,8 +120,13 @@ func (l *Lifecycle) release(d oci.Digest) {
 		return
 	}
 	l.mu.Lock()
-	if l.active[d]--; l.active[d] <= 0 {
+	if n, ok := l.active[d]; ok && n > 1 {
+		l.active[d] = n - 1
+	} else if ok {
 		delete(l.active, d)
+		if len(l.active) == 0 {
+			close(l.idle)
+		}
 	}
 	l.mu.Unlock()
 }
@@ -130,6 +141,22 @@ func (l *Lifecycle) InFlight() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.active)
+}
+
+// Idle returns a channel that is closed once no blob is being read or
+// filled: at once when none is, else when the last one in flight is
+// released (a fill, after its blob is committed and indexed). Tests and
+// tools that must see what a pull left behind wait on it instead of
+// sleeping or polling.
+func (l *Lifecycle) Idle() <-chan struct{} {
+	if l == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.idle
 }
 
 func (l *Lifecycle) inUse(d oci.Digest) bool {

@@ -185,3 +185,44 @@ func TestEvictOne(t *testing.T) {
 		t.Errorf("evicting an unknown blob: %v, %v", ok, err)
 	}
 }
+
+// Idle is closed while nothing is in flight, open from the first acquire
+// to the last release, and a release of a digest never acquired changes
+// nothing.
+func TestLifecycleIdle(t *testing.T) {
+	l := NewLifecycle(LifecycleOptions{})
+	closed := func() bool {
+		select {
+		case <-l.Idle():
+			return true
+		default:
+			return false
+		}
+	}
+	if !closed() {
+		t.Fatal("new lifecycle: not idle")
+	}
+	a, b := oci.FromBytes([]byte("a")), oci.FromBytes([]byte("b"))
+	l.acquire(a)
+	idle := l.Idle()
+	l.acquire(a)
+	l.acquire(b)
+	l.release(b)
+	l.release(a)
+	l.release(b) // not held: ignored
+	if closed() || l.InFlight() != 1 {
+		t.Fatalf("a still held: idle %v, in flight %d", closed(), l.InFlight())
+	}
+	l.release(a)
+	select {
+	case <-idle:
+	default:
+		t.Fatal("last release did not close the channel taken while busy")
+	}
+	l.release(a) // not held: must not close twice
+	if !closed() || l.InFlight() != 0 {
+		t.Fatalf("after last release: idle %v, in flight %d", closed(), l.InFlight())
+	}
+	var nilL *Lifecycle
+	<-nilL.Idle()
+}

@@ -46,10 +46,10 @@ func pullLayers(t *testing.T, s *server.Server, repo string) {
 func settle(t *testing.T, s *server.Server) {
 	t.Helper()
 	ctx := context.Background()
-	for deadline := time.Now().Add(10 * time.Second); s.Lifecycle().InFlight() > 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d blobs still in flight after 10s", s.Lifecycle().InFlight())
-		}
+	select {
+	case <-s.Lifecycle().Idle():
+	case <-time.After(time.Minute):
+		t.Fatalf("%d blobs still in flight after a minute", s.Lifecycle().InFlight())
 	}
 	b := s.Lifecycle().Budget()
 	for i := 0; i < 100; i++ {

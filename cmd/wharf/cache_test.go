@@ -15,7 +15,7 @@ func TestCacheCommands(t *testing.T) {
 	origin := startOrigin(t, "library/alpine:3.20", img)
 	dir := t.TempDir()
 	s := startServer(t, dir, fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\ncache:\n  max_size: 1GiB\n", origin.URL))
-	pullImage(t, s.Addr(), "alpine:3.20")
+	pullImage(t, s, "alpine:3.20")
 
 	run := func(args ...string) string {
 		t.Helper()

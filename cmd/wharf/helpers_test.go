@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -61,10 +62,14 @@ func startOrigin(t *testing.T, repoTag string, content remote.Taggable) *httptes
 	return origin
 }
 
-// pullImage pulls addr/ref through the registry API and reads every layer.
-func pullImage(t *testing.T, addr, ref string) {
+// pullImage pulls ref through s's registry API, reads every layer, and
+// waits until the fills it started are committed and indexed: a client
+// has the last byte of a blob a moment before its fill is indexed, and a
+// test that reads the cache's state (or pulls again, expecting hits) must
+// not get there first.
+func pullImage(t *testing.T, s *server.Server, ref string) {
 	t.Helper()
-	r, err := name.ParseReference(addr+"/"+ref, name.Insecure)
+	r, err := name.ParseReference(s.Addr()+"/"+ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,15 +77,35 @@ func pullImage(t *testing.T, addr, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, _ := got.Layers()
+	ls, err := got.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range ls {
 		rc, err := l.Compressed()
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, rc)
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
 		if err := rc.Close(); err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
+	}
+	waitIdle(t, s)
+}
+
+// idleTimeout bounds waitIdle: generous, since only a hung fill should
+// ever reach it.
+const idleTimeout = time.Minute
+
+// waitIdle waits until no blob is being filled or read.
+func waitIdle(t *testing.T, s *server.Server) {
+	t.Helper()
+	select {
+	case <-s.Lifecycle().Idle():
+	case <-time.After(idleTimeout):
+		t.Fatalf("%d blobs still being filled or read after %s", s.Lifecycle().InFlight(), idleTimeout)
 	}
 }

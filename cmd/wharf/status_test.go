@@ -55,19 +55,10 @@ func startProxyServer(t *testing.T) *server.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	pull, _ := name.ParseReference(s.Addr()+"/app:1", name.Insecure)
-	for range 2 {
-		got, err := remote.Image(pull)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, _ := got.Layers()
-		for _, l := range ls {
-			rc, _ := l.Compressed()
-			io.Copy(io.Discard, rc)
-			rc.Close()
-		}
-	}
+	// The second pull must find the first one's fills committed to count
+	// as hits, and the caller reads the index: pullImage waits for both.
+	pullImage(t, s, "app:1")
+	pullImage(t, s, "app:1")
 	return s
 }
 
