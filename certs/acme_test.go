@@ -29,10 +29,11 @@ func TestACMETLSALPN01(t *testing.T) {
 		t.Skip("starts pebble")
 	}
 	t.Parallel()
-	tlsAddr := harness.FreeAddr(t)
+	tlsLn := listenLoopback(t)
+	tlsAddr := tlsLn.Addr().String()
 	p := harness.StartPebble(t, harness.PebbleOptions{
 		TLSPort:  port(t, tlsAddr),
-		HTTPPort: port(t, harness.FreeAddr(t)), // nothing there: TLS-ALPN-01 must do
+		HTTPPort: deadPort(t), // nothing answers there: TLS-ALPN-01 must do
 	})
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(p.RootPEM(t))
@@ -51,7 +52,7 @@ func TestACMETLSALPN01(t *testing.T) {
 	if d := m.Describe(); !strings.Contains(d, acmeDomain+" on first request") || !strings.Contains(d, p.DirectoryURL) {
 		t.Errorf("Describe() before issuance = %q", d)
 	}
-	serveTLS(t, m, tlsAddr)
+	serveTLS(t, m, tlsLn)
 
 	start := time.Now()
 	leaf := handshake(t, tlsAddr, acmeDomain, roots)
@@ -91,8 +92,9 @@ func TestACMETLSALPN01(t *testing.T) {
 	if d := m2.Describe(); !strings.Contains(d, acmeDomain+" expires ") {
 		t.Errorf("Describe() after issuance = %q, want the cached expiry", d)
 	}
-	addr2 := harness.FreeAddr(t)
-	serveTLS(t, m2, addr2)
+	ln2 := listenLoopback(t)
+	addr2 := ln2.Addr().String()
+	serveTLS(t, m2, ln2)
 	if again := handshake(t, addr2, acmeDomain, roots); !again.Equal(leaf) {
 		t.Error("restart got a different certificate instead of the cached one")
 	}
@@ -103,10 +105,11 @@ func TestACMEHTTP01(t *testing.T) {
 		t.Skip("starts pebble")
 	}
 	t.Parallel()
-	tlsAddr, httpAddr := harness.FreeAddr(t), harness.FreeAddr(t)
+	tlsLn, httpLn := listenLoopback(t), listenLoopback(t)
+	tlsAddr, httpAddr := tlsLn.Addr().String(), httpLn.Addr().String()
 	p := harness.StartPebble(t, harness.PebbleOptions{
 		HTTPPort: port(t, httpAddr),
-		TLSPort:  port(t, harness.FreeAddr(t)), // nothing there: TLS-ALPN-01 fails, autocert falls back
+		TLSPort:  deadPort(t), // nothing answers there: TLS-ALPN-01 fails, autocert falls back
 	})
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(p.RootPEM(t))
@@ -119,14 +122,10 @@ func TestACMEHTTP01(t *testing.T) {
 	if h == nil {
 		t.Fatal("no HTTPHandler in mode acme")
 	}
-	l, err := net.Listen("tcp", httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
+	go srv.Serve(httpLn)
 	t.Cleanup(func() { srv.Close() })
-	serveTLS(t, m, tlsAddr)
+	serveTLS(t, m, tlsLn)
 
 	leaf := handshake(t, tlsAddr, acmeDomain, roots)
 	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != acmeDomain {
@@ -201,13 +200,40 @@ func acmeConfig(p *harness.Pebble, httpListen string) config.TLS {
 	}
 }
 
-// serveTLS runs an HTTPS server with m's TLS config on addr until cleanup.
-func serveTLS(t *testing.T, m *Manager, addr string) {
+// listenLoopback listens on a port of 127.0.0.1 the kernel picks, until
+// cleanup. Tests listen before they tell pebble the port, so no other
+// process can take it in between.
+func listenLoopback(t *testing.T) net.Listener {
 	t.Helper()
-	l, err := tls.Listen("tcp", addr, m.TLSConfig())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// deadPort is a port where a challenge cannot succeed: the test holds it
+// and hangs up on every connection.
+func deadPort(t *testing.T) int {
+	t.Helper()
+	l := listenLoopback(t)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return port(t, l.Addr().String())
+}
+
+// serveTLS runs an HTTPS server with m's TLS config on ln until cleanup.
+func serveTLS(t *testing.T, m *Manager, ln net.Listener) {
+	t.Helper()
+	l := tls.NewListener(ln, m.TLSConfig())
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -247,14 +273,15 @@ func port(t *testing.T, addr string) int {
 	return n
 }
 
-// waitLog waits briefly for a line that a server goroutine may still be
-// writing.
+// waitLog waits for a line that a server goroutine may still be writing,
+// for up to 10 s: a loaded machine may not run that goroutine for a while.
 func waitLog(logs *logBuffer, s string) bool {
-	for range 50 {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if logs.Contains(s) {
 			return true
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
-	return false
 }

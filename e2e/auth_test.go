@@ -248,11 +248,14 @@ tls:
 func TestAuthACME(t *testing.T) {
 	skipShortE2E(t)
 	harness.Require(t, "pebble")
-	listen := harness.FreeAddr(t)
+	// Pebble must know wharf's port before it starts, and wharf Pebble's
+	// directory URL: wharf cannot listen on port 0 here, so the harness
+	// picks a port below the range the kernel hands to port-0 listeners.
+	listen := harness.PickAddr(t)
 	_, portStr, _ := net.SplitHostPort(listen)
 	var port int
 	fmt.Sscan(portStr, &port)
-	pebble := harness.StartPebble(t, harness.PebbleOptions{TLSPort: port, HTTPPort: freePort(t)})
+	pebble := harness.StartPebble(t, harness.PebbleOptions{TLSPort: port, HTTPPort: deadPort(t)})
 	host := harness.PebbleDomain
 	w := harness.StartWharfOn(t, harness.BuildWharf(t), listen, fmt.Sprintf(acmeConfig, host, pebble.DirectoryURL, pebble.CAFile))
 
@@ -301,9 +304,24 @@ func TestAuthACME(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	_, p, _ := net.SplitHostPort(harness.FreeAddr(t))
-	var n int
-	fmt.Sscan(p, &n)
-	return n
+// deadPort is a port the test holds and hangs up on at once: Pebble's
+// HTTP-01 attempts there fail, as with nothing listening, and no other
+// process can be given it meanwhile.
+func deadPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
 }

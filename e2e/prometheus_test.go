@@ -31,18 +31,22 @@ func TestPrometheusScrapesWharf(t *testing.T) {
 
 	// /metrics on its own address, as an operator would keep it off the
 	// registry port.
-	metricsAddr := harness.FreeAddr(t)
+	// Port 0: the harness reads the port wharf got from its log.
 	w := startProxyWharf(t, fmt.Sprintf(`listen: {{.Listen}}
 data_dir: {{.DataDir}}
 metrics:
-  listen: %s
+  listen: 127.0.0.1:0
 proxies:
   - name: hub
     upstream: %s
     default: true
 hosted:
   - name: team
-`, metricsAddr, origin.URL))
+`, origin.URL))
+	metricsAddr := w.MetricsAddr
+	if metricsAddr == "" {
+		t.Fatalf("wharf logged no metrics address:\n%s", w.LogTail(20))
+	}
 	if code := httpStatus(t, w.URL+"/metrics"); code != http.StatusNotFound {
 		t.Errorf("main listener /metrics = %d, want 404 with metrics.listen set", code)
 	}

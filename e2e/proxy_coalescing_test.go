@@ -42,7 +42,7 @@ func TestProxyCoalescingRealOrigin(t *testing.T) {
 		forward.ServeHTTP(&harness.RelayHookWriter{ResponseWriter: w, BytesPerSecond: rate}, r)
 		return true
 	})
-	w := startProxyWharf(t, fmt.Sprintf(contractConfig, relay.URL, "http://"+harness.FreeAddr(t)))
+	w := startProxyWharf(t, fmt.Sprintf(contractConfig, relay.URL, unreachableUpstream))
 
 	url := blobURL(w, "library/big", layer)
 	start := time.Now()

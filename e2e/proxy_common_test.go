@@ -231,6 +231,12 @@ func layerOf(t *testing.T, img v1.Image) (v1.Hash, int64) {
 	return m.Layers[0].Digest, m.Layers[0].Size
 }
 
+// unreachableUpstream is the "other" proxy's upstream where the tests
+// never send it anything: port 1 (tcpmux) is privileged and nothing here
+// serves it, so a connection is refused, and no test server can be given
+// it by the kernel, as a port picked free a moment ago could be.
+const unreachableUpstream = "http://127.0.0.1:1"
+
 // contractConfig is issue 3's config exactly as users write it, with the two
 // upstream URLs (hub, the default, and other) left to fill in with
 // fmt.Sprintf and the listen address to the harness.

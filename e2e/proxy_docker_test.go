@@ -32,7 +32,7 @@ func TestProxyDockerMirror(t *testing.T) {
 	appDigest := harness.Push(t, origin.Addr+"/someuser/app:1.0", app)
 
 	// "other" names a port nobody listens on: this test only needs hub.
-	w := startProxyWharf(t, fmt.Sprintf(contractConfig, origin.URL, "http://"+harness.FreeAddr(t)))
+	w := startProxyWharf(t, fmt.Sprintf(contractConfig, origin.URL, unreachableUpstream))
 	d := harness.StartDockerd(t, []string{w.URL}, []string{w.Addr})
 	docker := func(args ...string) string {
 		t.Helper()

@@ -30,7 +30,7 @@ func TestProxySkopeo(t *testing.T) {
 	idx := harness.PushRandomIndex(t, origin.Addr+"/library/multi:1", harness.ImageSpec{Layers: 2, OCI: true}, nil)
 	arm64 := platformChild(t, idx, "arm64")
 
-	w := startProxyWharf(t, fmt.Sprintf(contractConfig, origin.URL, "http://"+harness.FreeAddr(t)))
+	w := startProxyWharf(t, fmt.Sprintf(contractConfig, origin.URL, unreachableUpstream))
 
 	// busybox is Docker-typed; an OCI layout destination makes skopeo
 	// convert its manifest, so the layers are what must survive.

@@ -67,15 +67,13 @@ type Distribution struct {
 	Token              *TokenServer // set with AuthToken
 }
 
-// StartDistribution starts docker-registry on a free loopback port and waits
-// until /v2/ answers (200, or 401 behind auth).
+// StartDistribution starts docker-registry on a loopback port the kernel
+// picks and waits until /v2/ answers (200, or 401 behind auth).
 func StartDistribution(t testing.TB, opts DistributionOptions) *Distribution {
 	t.Helper()
 	bin := Tool(t, "docker-registry")
 	dir := t.TempDir()
 	d := &Distribution{Dir: dir, RootDir: filepath.Join(dir, "storage")}
-	d.Addr = FreeAddr(t)
-	d.URL = "http://" + d.Addr
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `version: 0.1
@@ -95,7 +93,7 @@ storage:
 http:
   addr: %s
   secret: wharf-e2e-secret
-`, d.RootDir, d.Addr)
+`, d.RootDir, AnyLoopback)
 
 	if opts.Auth != AuthNone {
 		d.Username, d.Password = opts.Username, opts.Password
@@ -133,9 +131,14 @@ http:
 
 	cfgPath := filepath.Join(dir, "config.yml")
 	writeFile(t, cfgPath, cfg.String())
-	// Distribution reads REGISTRY_* variables as config overrides.
+	// Distribution reads REGISTRY_* variables as config overrides. It
+	// listens on port 0 without saying which port it got: the kernel does.
 	d.Process = StartProcess(t, "docker-registry", dir, cleanEnv([]string{"REGISTRY_"}), bin, "serve", cfgPath)
+	d.Addr = d.WaitListening(t, 1, ReadyTimeout)[0]
+	d.URL = "http://" + d.Addr
 	d.WaitReady(t, ReadyTimeout, func() error { return pingV2(d.URL, "", http.StatusOK, http.StatusUnauthorized) })
+	// Restart comes back on the same address.
+	writeFile(t, cfgPath, strings.Replace(cfg.String(), "addr: "+AnyLoopback+"\n", "addr: "+d.Addr+"\n", 1))
 	return d
 }
 

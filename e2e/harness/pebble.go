@@ -73,9 +73,6 @@ func StartPebble(t testing.TB, opts PebbleOptions) *Pebble {
 
 	p.DNSAddr = startDNSStub(t, net.IPv4(127, 0, 0, 1))
 
-	listen, mgmt := FreeAddr(t), FreeAddr(t)
-	p.DirectoryURL = "https://" + listen + "/dir"
-	p.MgmtURL = "https://" + mgmt
 	httpPort, tlsPort := opts.HTTPPort, opts.TLSPort
 	if httpPort == 0 {
 		httpPort = 5002
@@ -84,8 +81,8 @@ func StartPebble(t testing.TB, opts PebbleOptions) *Pebble {
 		tlsPort = 5001
 	}
 	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  listen,
-		"managementListenAddress":        mgmt,
+		"listenAddress":                  AnyLoopback,
+		"managementListenAddress":        AnyLoopback,
 		"certificate":                    filepath.Join(dir, "cert.pem"),
 		"privateKey":                     filepath.Join(dir, "key.pem"),
 		"httpPort":                       httpPort,
@@ -106,9 +103,22 @@ func StartPebble(t testing.TB, opts PebbleOptions) *Pebble {
 	}
 	p.Process = StartProcess(t, "pebble", dir, cleanEnv([]string{"PEBBLE_"}, env...),
 		bin, "-config", cfgPath, "-dnsserver", p.DNSAddr)
+	// Both listeners are on port 0 and pebble opens them in goroutines of
+	// their own, so which is which is asked of them: only the ACME one
+	// serves the directory.
+	addrs := p.WaitListening(t, 2, ReadyTimeout)
 	p.WaitReady(t, ReadyTimeout, func() error {
-		_, err := p.get(p.DirectoryURL)
-		return err
+		var errs []error
+		for i, a := range addrs[:2] {
+			_, err := p.get("https://" + a + "/dir")
+			if err == nil {
+				p.DirectoryURL = "https://" + a + "/dir"
+				p.MgmtURL = "https://" + addrs[1-i]
+				return nil
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
 	})
 	return p
 }

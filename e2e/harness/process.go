@@ -172,14 +172,24 @@ func tailLines(s string, n int) string {
 // passes; the last two fail the test with the check's last error and the log.
 func (p *Process) WaitReady(t testing.TB, timeout time.Duration, check func() error) {
 	t.Helper()
+	p.waitReady(t, timeout, check, nil)
+}
+
+// waitReady is WaitReady, except that when the process exits first and
+// retry(its log) is true, it returns false instead of failing the test.
+func (p *Process) waitReady(t testing.TB, timeout time.Duration, check func() error, retry func(log string) bool) bool {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	interval := 20 * time.Millisecond
 	var err error
 	for {
 		if err = check(); err == nil {
-			return
+			return true
 		}
 		if !p.Running() {
+			if retry != nil && retry(p.Logs()) {
+				return false
+			}
 			t.Fatalf("%s exited before it was ready (%v); last check: %v\n%s log (last %d lines):\n%s",
 				p.Name, p.waitErr, err, p.Name, LogTailLines, p.LogTail(LogTailLines))
 		}

@@ -32,8 +32,7 @@ func StartPrometheus(t testing.TB, interval time.Duration, targets ...string) *P
 	t.Helper()
 	bin := Tool(t, "prometheus")
 	dir := t.TempDir()
-	p := &Prometheus{Addr: FreeAddr(t), Dir: dir}
-	p.URL = "http://" + p.Addr
+	p := &Prometheus{Dir: dir}
 	quoted := make([]string, len(targets))
 	for i, tg := range targets {
 		quoted[i] = strconv.Quote(tg)
@@ -52,8 +51,10 @@ scrape_configs:
 	p.Process = StartProcess(t, "prometheus", dir, nil, bin,
 		"--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+p.Addr,
+		"--web.listen-address="+AnyLoopback,
 		"--log.level=warn")
+	p.Addr = p.WaitListening(t, 1, ReadyTimeout)[0]
+	p.URL = "http://" + p.Addr
 	p.WaitReady(t, ReadyTimeout, func() error {
 		c := http.Client{Timeout: 2 * time.Second}
 		resp, err := c.Get(p.URL + "/-/ready")

@@ -89,8 +89,8 @@ type Slapd struct {
 }
 
 // StartSlapd seeds a directory in a temp dir, starts slapd in the
-// foreground on free ports, waits until the root DN can bind, and adds the
-// groups. It stops at cleanup.
+// foreground on ports PickAddr chose (picked again if taken), waits until
+// the root DN can bind, and adds the groups. It stops at cleanup.
 func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 	t.Helper()
 	bin := Tool(t, "slapd")
@@ -103,7 +103,6 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		users = DefaultSlapdUsers
 	}
 	s := &Slapd{
-		URL:          "ldap://" + FreeAddr(t) + "/",
 		BaseDN:       SlapdPeopleDN,
 		GroupBaseDN:  SlapdGroupsDN,
 		BindDN:       SlapdReaderDN,
@@ -112,11 +111,8 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		dir:          dir,
 		t:            t,
 	}
-	listen := s.URL
 	var tlsConf string
 	if opts.TLS {
-		s.LDAPSURL = "ldaps://" + FreeAddr(t) + "/"
-		listen += " " + s.LDAPSURL
 		s.CAFile = filepath.Join(dir, "ca.pem")
 		cert, key := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
 		writeSlapdCerts(t, s.CAFile, cert, key)
@@ -159,10 +155,26 @@ access to *
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
 
-	// -d keeps slapd in the foreground (even at level 0) so Process owns
-	// it; 256 (stats) logs each connection and operation for failing tests.
-	s.argv = []string{bin, "-d", "256", "-f", conf, "-h", listen}
-	s.Start()
+	// slapd takes port 0 in a URL to mean the default port (389, 636), so
+	// it cannot be asked to pick one: the ports are picked here, and
+	// picked again if slapd finds one taken.
+	const attempts = 5
+	for i := 1; ; i++ {
+		s.URL = "ldap://" + PickAddr(t) + "/"
+		listen := s.URL
+		if opts.TLS {
+			s.LDAPSURL = "ldaps://" + PickAddr(t) + "/"
+			listen += " " + s.LDAPSURL
+		}
+		// -d keeps slapd in the foreground (even at level 0) so Process
+		// owns it; 256 (stats) logs each connection and operation for
+		// failing tests.
+		s.argv = []string{bin, "-d", "256", "-f", conf, "-h", listen}
+		if s.start(i < attempts) {
+			break
+		}
+		t.Logf("slapd: %s taken; picking other ports", listen)
+	}
 	s.addGroups()
 	return s
 }
@@ -182,15 +194,26 @@ func requireSlapdModule(t testing.TB, names ...string) {
 // answers a bind.
 func (s *Slapd) Start() {
 	s.t.Helper()
+	s.start(false)
+}
+
+// start runs slapd and waits until it answers a bind. With retryBind, a
+// slapd that exits because its address is taken makes it return false.
+func (s *Slapd) start(retryBind bool) bool {
+	s.t.Helper()
 	s.Proc = StartProcess(s.t, "slapd", s.dir, nil, s.argv...)
-	s.Proc.WaitReady(s.t, ReadyTimeout, func() error {
+	var retry func(string) bool
+	if retryBind {
+		retry = addrInUse
+	}
+	return s.Proc.waitReady(s.t, ReadyTimeout, func() error {
 		c, err := s.Dial()
 		if err != nil {
 			return err
 		}
 		c.Close()
 		return nil
-	})
+	}, retry)
 }
 
 // Stop terminates slapd (SIGTERM, which it answers by closing every

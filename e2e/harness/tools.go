@@ -4,11 +4,13 @@ package harness
 
 import (
 	"errors"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -120,17 +122,51 @@ func ModuleRoot(t testing.TB) string {
 	return rootDir
 }
 
-// FreeAddr returns "127.0.0.1:PORT" for a port that was free a moment ago.
-// Another process may take it before the caller binds it; the kernel hands out
-// ephemeral ports in sequence, so that is rare enough for tests.
-func FreeAddr(t testing.TB) string {
+// PickAddr returns "127.0.0.1:PORT" for a port that was free a moment ago,
+// for the few programs that cannot listen on port 0 and say where they
+// are (slapd takes port 0 to mean its default, 389), and for addresses
+// two programs must know before either starts (an ACME server and the
+// server it validates). Anything may take the port before the caller binds
+// it, so callers retry with another port when the bind fails.
+//
+// The port is drawn below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), where port-0 listeners and outgoing
+// connections never land, so only another PickAddr can collide with it.
+func PickAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	lo := ephemeralLow()
+	const floor = 10000
+	for range 100 {
+		port := floor + mrand.IntN(lo-floor)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return l.Addr().String()
 	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Fatalf("no free port in %d-%d after 100 tries", floor, lo-1)
+	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 20000 {
+				return lo
+			}
+		}
+	}
+	return 32768 // Linux's default
+}
+
+// addrInUse reports whether a program's log says a bind failed because
+// the address was taken, the one failure PickAddr's callers retry.
+func addrInUse(log string) bool {
+	return strings.Contains(log, "Address already in use") || strings.Contains(log, "address already in use") ||
+		strings.Contains(log, "errno=98")
 }
 
 // ShortTempDir makes a directory directly under /tmp for unix sockets, whose

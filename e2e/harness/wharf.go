@@ -5,11 +5,13 @@ package harness
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -89,16 +91,25 @@ func CleanupBuild() {
 // Wharf is a running `wharf serve` process.
 type Wharf struct {
 	*Process
-	Addr       string // 127.0.0.1:PORT
-	URL        string // http://127.0.0.1:PORT
-	Dir        string // the test's directory for this server (config, log)
-	DataDir    string
-	ConfigPath string // empty when started without a config file
+	Addr string // 127.0.0.1:PORT, the port wharf bound
+	URL  string // http://127.0.0.1:PORT
+	// MetricsAddr is where /metrics is served when metrics.listen is set
+	// (as wharf logged it), else "".
+	MetricsAddr string
+	Dir         string // the test's directory for this server (config, log)
+	DataDir     string
+	ConfigPath  string // empty when started without a config file
 
 	env     []string // "K=V" added to the server's environment
 	bin     string
 	args    []string // everything after the binary
+	extra   []string // the caller's arguments at the end of args
 	tlsName string   // server name for the readiness check over TLS
+	scheme  string   // http or https
+	// tmpl and data rendered ConfigPath; Restart renders them again with
+	// the bound address, so a restarted wharf answers where it did.
+	tmpl string
+	data WharfConfigData
 }
 
 // WharfConfigData is what a config template may refer to.
@@ -108,13 +119,19 @@ type WharfConfigData struct {
 	Dir     string // a temp dir for other files the config names (htpasswd, certs)
 }
 
+// AnyLoopback is the listen address the harness gives wharf: port 0, so
+// the kernel picks a free port as wharf binds it, and wharf's "wharf is
+// serving" log line says which.
+const AnyLoopback = "127.0.0.1:0"
+
 // StartWharf runs `BIN serve --config FILE EXTRA...`, where FILE is
-// configTemplate (text/template over WharfConfigData) filled in, and waits
-// until GET /v2/ answers. An empty configTemplate runs
-// `BIN serve --listen ADDR --data-dir DIR EXTRA...` instead.
+// configTemplate (text/template over WharfConfigData) filled in with
+// Listen 127.0.0.1:0, reads the address wharf bound from its log, and
+// waits until GET /v2/ answers. An empty configTemplate runs
+// `BIN serve --listen 127.0.0.1:0 --data-dir DIR EXTRA...` instead.
 func StartWharf(t testing.TB, bin, configTemplate string, extraArgs ...string) *Wharf {
 	t.Helper()
-	return StartWharfOn(t, bin, FreeAddr(t), configTemplate, extraArgs...)
+	return StartWharfOn(t, bin, AnyLoopback, configTemplate, extraArgs...)
 }
 
 // StartWharfOn is StartWharf on a listen address the test picked (an ACME
@@ -130,35 +147,42 @@ func StartWharfOn(t testing.TB, bin, listen, configTemplate string, extraArgs ..
 // the server alone, not for the test process.
 func StartWharfEnv(t testing.TB, bin string, env []string, configTemplate string, extraArgs ...string) *Wharf {
 	t.Helper()
-	return startWharf(t, bin, FreeAddr(t), env, configTemplate, extraArgs...)
+	return startWharf(t, bin, AnyLoopback, env, configTemplate, extraArgs...)
 }
 
 func startWharf(t testing.TB, bin, listen string, env []string, configTemplate string, extraArgs ...string) *Wharf {
 	t.Helper()
 	dir := t.TempDir()
 	data := WharfConfigData{Listen: listen, DataDir: filepath.Join(dir, "data"), Dir: dir}
-	w := &Wharf{Addr: data.Listen, URL: "http://" + data.Listen, Dir: dir, DataDir: data.DataDir, bin: bin, env: env}
-	if configTemplate == "" {
-		w.args = []string{"serve", "--listen", data.Listen, "--data-dir", data.DataDir}
-	} else {
-		w.ConfigPath = filepath.Join(dir, "wharf.yaml")
-		rendered := RenderTemplate(t, configTemplate, data)
-		writeFile(t, w.ConfigPath, rendered)
-		w.args = []string{"serve", "--config", w.ConfigPath}
-		if cfg, err := config.Parse([]byte(rendered)); err == nil && cfg.TLS.Enabled() {
-			w.URL = "https://" + data.Listen
-			if len(cfg.TLS.Hosts) > 0 {
-				w.tlsName = cfg.TLS.Hosts[0]
-			}
-		}
-	}
-	w.args = append(w.args, extraArgs...)
+	w := &Wharf{Addr: listen, Dir: dir, DataDir: data.DataDir, bin: bin, env: env, scheme: "http", tmpl: configTemplate, data: data, extra: extraArgs}
+	w.args = append(w.serveArgs(t), extraArgs...)
 	w.start(t)
 	return w
 }
 
+// serveArgs renders the config (when there is a template) and returns
+// the serve arguments before the caller's extra ones.
+func (w *Wharf) serveArgs(t testing.TB) []string {
+	t.Helper()
+	if w.tmpl == "" {
+		return []string{"serve", "--listen", w.data.Listen, "--data-dir", w.data.DataDir}
+	}
+	w.ConfigPath = filepath.Join(w.Dir, "wharf.yaml")
+	rendered := RenderTemplate(t, w.tmpl, w.data)
+	writeFile(t, w.ConfigPath, rendered)
+	if cfg, err := config.Parse([]byte(rendered)); err == nil && cfg.TLS.Enabled() {
+		w.scheme = "https"
+		if len(cfg.TLS.Hosts) > 0 {
+			w.tlsName = cfg.TLS.Hosts[0]
+		}
+	}
+	return []string{"serve", "--config", w.ConfigPath}
+}
+
 // Restart starts wharf again with the same arguments, address and data dir,
 // after Stop or Kill. It returns a new Wharf; the old one stays stopped.
+// The address is the port the first start bound, taken again: the port
+// was free a moment ago, when the old process exited.
 func (w *Wharf) Restart(t testing.TB) *Wharf {
 	t.Helper()
 	if w.Running() {
@@ -166,6 +190,10 @@ func (w *Wharf) Restart(t testing.TB) *Wharf {
 	}
 	nw := *w
 	nw.Process = nil
+	if nw.data.Listen != nw.Addr {
+		nw.data.Listen = nw.Addr
+		nw.args = append(nw.serveArgs(t), nw.extra...)
+	}
 	nw.start(t)
 	return &nw
 }
@@ -175,8 +203,56 @@ func (w *Wharf) start(t testing.TB) {
 	// WHARF_CONFIG, WHARF_DATA_DIR and friends from the test's environment
 	// must not reach the server under test.
 	env := cleanEnv([]string{"WHARF_"}, w.env...)
+	// Restarts append to the same log: only what this process writes
+	// counts.
+	var logStart int64
+	if fi, err := os.Stat(filepath.Join(w.Dir, "wharf.log")); err == nil {
+		logStart = fi.Size()
+	}
 	w.Process = StartProcess(t, "wharf", w.Dir, env, append([]string{w.bin}, w.args...)...)
-	w.WaitReady(t, ReadyTimeout, func() error { return pingV2(w.URL, w.tlsName, http.StatusOK, http.StatusUnauthorized) })
+	w.WaitReady(t, ReadyTimeout, func() error {
+		addr, metricsAddr, err := servingAddrs(w.LogPath, logStart)
+		if err != nil {
+			return err
+		}
+		w.Addr, w.MetricsAddr, w.URL = addr, metricsAddr, w.scheme+"://"+addr
+		return pingV2(w.URL, w.tlsName, http.StatusOK, http.StatusUnauthorized)
+	})
+}
+
+var (
+	// The line wharf logs once it serves, as log/slog writes it in text
+	// (the default) or JSON (log.format: json).
+	servingText  = regexp.MustCompile(`msg="wharf is serving".* addr=(\S+)`)
+	servingJSON  = regexp.MustCompile(`"msg":"wharf is serving".*"addr":"([^"]+)"`)
+	metricsText  = regexp.MustCompile(` metrics_addr=(\S+)`)
+	metricsJSON  = regexp.MustCompile(`"metrics_addr":"([^"]+)"`)
+	errNotServed = errors.New(`no "wharf is serving" line in the log yet`)
+)
+
+// servingAddrs reads, from offset on, the addresses wharf logged: the
+// registry's and, with metrics.listen, the metrics one.
+func servingAddrs(logPath string, offset int64) (addr, metricsAddr string, err error) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return "", "", err
+	}
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	for _, line := range strings.Split(string(b[offset:]), "\n") {
+		for _, re := range []*regexp.Regexp{metricsText, metricsJSON} {
+			if m := re.FindStringSubmatch(line); m != nil {
+				metricsAddr = m[1]
+			}
+		}
+		for _, re := range []*regexp.Regexp{servingText, servingJSON} {
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m[1], metricsAddr, nil
+			}
+		}
+	}
+	return "", "", errNotServed
 }
 
 // Run runs another wharf subcommand (fsck, ...) with the same binary and
