@@ -41,29 +41,29 @@ func pullLayers(t *testing.T, s *server.Server, repo string) {
 // settle waits for the fills to be committed (a fill is indexed a moment
 // after its client got the last byte: enforcing before that measures the
 // cache without it, and the next pass then frees more than the test
-// expects), then saves access times and enforces the budget, retrying
-// briefly: blobs in use are never evicted.
+// expects), then saves access times and enforces the budget. With nothing
+// in use, one pass brings every budget under its low watermark; the
+// callers check that.
 func settle(t *testing.T, s *server.Server) {
 	t.Helper()
 	ctx := context.Background()
+	waitIdle(t, s)
+	if err := s.Lifecycle().Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lifecycle().Enforce(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitIdle waits until no blob is being filled or read: a fill is
+// committed and indexed a moment after its client got the last byte.
+func waitIdle(t *testing.T, s *server.Server) {
+	t.Helper()
 	select {
 	case <-s.Lifecycle().Idle():
 	case <-time.After(time.Minute):
-		t.Fatalf("%d blobs still in flight after a minute", s.Lifecycle().InFlight())
-	}
-	b := s.Lifecycle().Budget()
-	for i := 0; i < 100; i++ {
-		if err := s.Lifecycle().Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Lifecycle().Enforce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		u, _ := s.Lifecycle().ProxiedUsage()
-		if b.MaxSize == 0 || float64(u.Bytes) <= b.High*float64(b.MaxSize) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		t.Fatalf("%d blobs still being filled or read after a minute", s.Lifecycle().InFlight())
 	}
 }
 
@@ -79,21 +79,24 @@ func TestEvictionKeepsBudgetInLRUOrder(t *testing.T) {
 		o.push(t, name, img)
 		imgs[name] = img
 	}
-	s := start(t, proxyConfig(t, o.URL, "cache:\n  max_size: 3MiB\n  high_watermark: 0.9\n  low_watermark: 0.6"))
+	clock := newTestClock()
+	s := start(t, proxyConfig(t, o.URL, "cache:\n  max_size: 3MiB\n  high_watermark: 0.9\n  low_watermark: 0.6"), clock.option())
 	budget := int64(3 << 20)
 
+	// Each image is read a minute after the one before: the LRU order is
+	// the order of the pulls, whatever the machine's clock resolution.
 	for i := 0; i < 3; i++ {
+		clock.Advance(time.Minute)
 		pullLayers(t, s, fmt.Sprintf("library/img%d:1", i))
-		time.Sleep(2 * time.Millisecond) // distinct access times
 		settle(t, s)
 	}
 	// img0 is read again: it is now the most recently used.
+	clock.Advance(time.Minute)
 	pullLayers(t, s, "library/img0:1")
-	time.Sleep(2 * time.Millisecond)
 	settle(t, s)
 	for i := 3; i < 6; i++ {
+		clock.Advance(time.Minute)
 		pullLayers(t, s, fmt.Sprintf("library/img%d:1", i))
-		time.Sleep(2 * time.Millisecond)
 		settle(t, s)
 		u, err := s.Lifecycle().ProxiedUsage()
 		if err != nil {
@@ -122,29 +125,25 @@ func TestEvictUnusedFor(t *testing.T) {
 	o := newOrigin(t)
 	img, _ := random.Image(64<<10, 2)
 	o.push(t, "library/old:1", img)
-	s := start(t, proxyConfig(t, o.URL, ""))
+	clock := newTestClock()
+	s := start(t, proxyConfig(t, o.URL, ""), clock.option())
 	pullLayers(t, s, "library/old:1")
+	waitIdle(t, s) // blobs being committed are in use, never evicted
+	if err := s.Lifecycle().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
+	clock.Advance(59 * time.Minute)
 	rep, err := s.Lifecycle().EvictUnusedFor(ctx, time.Hour)
 	if err != nil || rep.Blobs != 0 {
-		t.Fatalf("evicted fresh content: %+v %v", rep, err)
+		t.Fatalf("evicted content read 59 minutes ago as unused for an hour: %+v %v", rep, err)
 	}
-	// A fill may still be committing right after the client got its last
-	// byte; blobs in use are skipped, so retry briefly.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		rep, err = s.Lifecycle().EvictUnusedFor(ctx, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, _ := s.Lifecycle().ProxiedUsage()
-		if u.Bytes == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("usage after evicting all: %+v", u)
-		}
-		time.Sleep(20 * time.Millisecond)
+	clock.Advance(2 * time.Minute)
+	if rep, err = s.Lifecycle().EvictUnusedFor(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.Lifecycle().ProxiedUsage(); u.Bytes != 0 || rep.Blobs == 0 {
+		t.Fatalf("unused for 61 minutes: evicted %+v, usage after %+v", rep, u)
 	}
 	// Everything comes back on demand, manifests included.
 	pullLayers(t, s, "library/old:1")
@@ -160,6 +159,7 @@ func TestPerProxyBudget(t *testing.T) {
 		img, _ = random.Image(1<<20, 1)
 		small.push(t, fmt.Sprintf("library/img%d:1", i), img)
 	}
+	clock := newTestClock()
 	s := start(t, proxyConfig(t, big.URL, fmt.Sprintf(`  - name: small
     upstream: %s
 cache:
@@ -167,7 +167,7 @@ cache:
   low_watermark: 0.6
   proxies:
     small:
-      max_size: 2MiB`, small.URL)))
+      max_size: 2MiB`, small.URL)), clock.option())
 	budget := int64(2 << 20)
 	usage := func(origin string) int64 {
 		st, err := s.CacheStats()
@@ -177,16 +177,10 @@ cache:
 		return st.Origins[origin].Bytes
 	}
 	for i := 0; i < 4; i++ {
+		clock.Advance(time.Minute)
 		pullLayers(t, s, fmt.Sprintf("library/img%d:1", i))
 		pullLayers(t, s, fmt.Sprintf("small/library/img%d:1", i))
-		time.Sleep(2 * time.Millisecond)
-		for try := 0; try < 100; try++ {
-			settle(t, s)
-			if usage("small") <= int64(0.9*float64(budget)) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		settle(t, s)
 		if u := usage("small"); u > int64(0.9*float64(budget)) {
 			t.Fatalf("after img%d: proxy small holds %d, over 90%% of its %d budget", i, u, budget)
 		}

@@ -65,7 +65,7 @@ func (s *Server) GC(ctx context.Context, req GCRequest) (GCReport, error) {
 	if !rep.DryRun {
 		s.metrics.GCRun(rep.BytesFreed)
 		if rep.BlobsFreed+rep.LinksRemoved+rep.ReturnedToCache > 0 {
-			s.publish(Event{Time: time.Now(), Type: "gc", Bytes: rep.BytesFreed, Message: gcSummary(rep)})
+			s.publish(Event{Time: s.now(), Type: "gc", Bytes: rep.BytesFreed, Message: gcSummary(rep)})
 		}
 	}
 	return rep, nil

@@ -101,15 +101,9 @@ func TestMetricsAndStatusAfterPulls(t *testing.T) {
 	// warm pull (which would otherwise join a fill still finishing) and
 	// before reading the figures.
 	settled := func() string {
-		var text string
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			_, text = body(t, "http://"+s.Addr()+"/metrics")
-			if sample(text, `wharf_cache_filled_bytes_total{proxy="hub"}`) >= float64(layerBytes) &&
-				sample(text, `wharf_storage_used_bytes{owner="hub"}`) >= float64(layerBytes) || time.Now().After(deadline) {
-				return text
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitIdle(t, s)
+		_, text := body(t, "http://"+s.Addr()+"/metrics")
+		return text
 	}
 	pullAll(t, s, "app:1") // cold
 	settled()
@@ -207,12 +201,13 @@ func TestStatusUpstreamFailing(t *testing.T) {
 	o := newOrigin(t)
 	img, _ := random.Image(1024, 1)
 	o.push(t, "library/stale:1", img)
-	s := start(t, proxyConfig(t, o.URL, "    tag_ttl: 1ms"))
+	clock := newTestClock()
+	s := start(t, proxyConfig(t, o.URL, "    tag_ttl: 1h"), clock.option())
 	if _, err := remote.Image(ref(t, s, "stale:1")); err != nil {
 		t.Fatal(err)
 	}
 	o.down.Store(true)
-	time.Sleep(5 * time.Millisecond)
+	clock.Advance(61 * time.Minute) // past the TTL: the tag must be revalidated
 	if _, err := remote.Image(ref(t, s, "stale:1")); err != nil {
 		t.Fatal(err)
 	}
@@ -315,16 +310,11 @@ func TestBudgetAndEvictionFigures(t *testing.T) {
 		pullLayers(t, s, fmt.Sprintf("library/img%d:1", i))
 		settle(t, s)
 	}
-	// A fill may still be committing after its client finished: wait for
-	// usage to settle so /metrics and the report describe the same state.
-	var text string
-	for i := 0; i < 100; i++ {
-		settle(t, s)
-		_, text = body(t, "http://"+s.Addr()+"/metrics")
-		if int64(sample(text, "wharf_cache_used_bytes")) == s.Report().Budget.UsedBytes {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	// settle waited for the fills to be committed: /metrics and the
+	// report describe the same state.
+	_, text := body(t, "http://"+s.Addr()+"/metrics")
+	if m, r := int64(sample(text, "wharf_cache_used_bytes")), s.Report().Budget.UsedBytes; m != r {
+		t.Errorf("wharf_cache_used_bytes = %d, report says %d", m, r)
 	}
 	if got := sample(text, "wharf_cache_budget_bytes"); got != 3<<20 {
 		t.Errorf("wharf_cache_budget_bytes = %v, want %d", got, 3<<20)

@@ -379,12 +379,13 @@ func TestProxyServesStaleWhenOriginDown(t *testing.T) {
 	o := newOrigin(t)
 	img, _ := random.Image(1024, 1)
 	o.push(t, "library/stale:1", img)
-	s := start(t, proxyConfig(t, o.URL, "    tag_ttl: 1ms"))
+	clock := newTestClock()
+	s := start(t, proxyConfig(t, o.URL, "    tag_ttl: 1h"), clock.option())
 	if _, err := remote.Image(ref(t, s, "stale:1")); err != nil {
 		t.Fatal(err)
 	}
 	o.down.Store(true)
-	time.Sleep(5 * time.Millisecond) // past the TTL: the tag must be revalidated
+	clock.Advance(61 * time.Minute) // past the TTL: the tag must be revalidated
 	got, err := remote.Image(ref(t, s, "stale:1"))
 	if err != nil {
 		t.Fatalf("stale pull failed: %v", err)
@@ -468,20 +469,13 @@ func TestProxyFillOutlivesClientAndServesRanges(t *testing.T) {
 		t.Fatalf("range end after verification: %d bytes, %v", len(rest), err)
 	}
 	// The fill finishes on its own and the blob becomes a hit.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, body, err := get(t, url)
-		if err == nil && resp.StatusCode == 200 {
-			sum := sha256.Sum256(body)
-			if "sha256:"+hex.EncodeToString(sum[:]) != layer.String() {
-				t.Fatal("wrong bytes")
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("blob never became available: %v %v", resp, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	waitIdle(t, s)
+	resp, got, err := get(t, url)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("blob after the fill finished: %v %v", resp, err)
+	}
+	if sum := sha256.Sum256(got); "sha256:"+hex.EncodeToString(sum[:]) != layer.String() {
+		t.Fatal("wrong bytes")
 	}
 	if g := o.blobGets.Load(); g != 1 {
 		t.Errorf("origin GETs = %d, want 1 (the fill must survive the client)", g)

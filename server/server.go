@@ -78,6 +78,12 @@ func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 // WithBlobCopy picks "sendfile" or "buffer" for serving stored blobs.
 func WithBlobCopy(mode string) Option { return func(s *Server) { s.blobCopy = mode } }
 
+// WithClock makes the server read the time from now instead of time.Now:
+// access times (and so LRU order), unused-for eviction, tag TTLs, the
+// upstream back-off, event times and uptime. Tests advance a clock of
+// their own instead of sleeping.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
 // WithLDAP replaces the directory the auth section configures with src
 // (tests, and embedders with their own user source).
 func WithLDAP(src auth.Source) Option { return func(s *Server) { s.ldap = src } }
@@ -89,6 +95,7 @@ type Server struct {
 	version  string
 	blobCopy string
 	metrics  *metrics.Metrics
+	now      func() time.Time
 
 	mu         sync.Mutex
 	state      State
@@ -133,12 +140,15 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", subs: map[int]chan Event{}, counts: newCountCache()}
+	s := &Server{cfg: cfg, state: StateNew, version: "dev", blobCopy: "sendfile", now: time.Now, subs: map[int]chan Event{}, counts: newCountCache()}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	s.metrics = metrics.New(s.version)
 	s.metrics.SetState(s.metricsState)
@@ -201,7 +211,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.hosted = hosted.New(s.store, s.idx, s.log)
 	s.life = cache.NewLifecycle(cache.LifecycleOptions{
-		Index: s.idx, Store: s.store, Logger: s.log, Metrics: s.metrics,
+		Index: s.idx, Store: s.store, Logger: s.log, Metrics: s.metrics, Now: s.now,
 		Budget: cache.Budget{
 			MaxSize:   int64(s.cfg.Cache.MaxSize),
 			High:      s.cfg.Cache.HighWatermark,
@@ -214,7 +224,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			if r.Proxy != "" {
 				what = "proxy " + r.Proxy
 			}
-			s.publish(Event{Time: time.Now(), Type: "evict", Bytes: r.Bytes, Repo: r.Proxy,
+			s.publish(Event{Time: s.now(), Type: "evict", Bytes: r.Bytes, Repo: r.Proxy,
 				Message: fmt.Sprintf("evicted %d blobs (%d bytes, reason %s); %s now %d of %d bytes", r.Blobs, r.Bytes, r.Reason, what, r.UsedAfter, r.Budget)})
 		},
 	})
@@ -290,7 +300,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		defer close(s.lifeDone)
 		s.life.Run(lctx, lifecycleInterval)
 	}()
-	s.state, s.started, s.lastErr = StateRunning, time.Now(), nil
+	s.state, s.started, s.lastErr = StateRunning, s.now(), nil
 	if ops != nil {
 		s.log.Info("serving /metrics on its own address", "metrics_addr", ops.addr)
 	}
@@ -401,6 +411,7 @@ func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 				Pins:      pins,
 				Logger:    s.log,
 				Metrics:   s.metrics,
+				Now:       s.now,
 			}),
 		})
 	}
@@ -591,7 +602,7 @@ func (s *Server) Status() Status {
 	defer s.mu.Unlock()
 	st := Status{State: s.state, Addr: s.addr, DataDir: s.cfg.DataDir, Started: s.started, Version: s.version}
 	if s.state == StateRunning {
-		st.Uptime = time.Since(s.started)
+		st.Uptime = s.now().Sub(s.started)
 	}
 	if s.lastErr != nil {
 		st.Err = s.lastErr.Error()

@@ -38,17 +38,9 @@ func testConfig(t testing.TB, dir string) *config.Config {
 	return cfg
 }
 
-func start(t testing.TB, cfg *config.Config) *server.Server {
+func start(t testing.TB, cfg *config.Config, opts ...server.Option) *server.Server {
 	t.Helper()
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	return s
+	return startWith(t, cfg, opts...)
 }
 
 func ref(t testing.TB, s *server.Server, repo string) name.Reference {
