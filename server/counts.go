@@ -22,7 +22,10 @@ const reportRefresh = 2 * time.Second
 
 // WithIndexCountMaxAge sets how old the index entry counts in /metrics (and
 // Report, which asks for counts at most 2 s old) may be (default
-// DefaultIndexCountMaxAge; tests use 0).
+// DefaultIndexCountMaxAge). Tests use 0: every read counts afresh and
+// waits for that count however long it takes, where a reader otherwise
+// takes the last figures after countWait (a loaded machine can take
+// longer than that, and a test would read counts from before its pulls).
 func WithIndexCountMaxAge(d time.Duration) Option { return func(s *Server) { s.counts.maxAge = d } }
 
 // indexCounts is what a count of the index found.
@@ -40,6 +43,7 @@ type countCache struct {
 	mu      sync.Mutex
 	last    *indexCounts
 	waiters []chan struct{}
+	stopped bool // run has returned: nobody will count again
 	kick    chan struct{}
 }
 
@@ -52,7 +56,7 @@ func newCountCache() *countCache {
 func (c *countCache) get(maxAge time.Duration) *indexCounts {
 	maxAge = min(maxAge, c.maxAge)
 	c.mu.Lock()
-	if c.last != nil && time.Since(c.last.at) < maxAge {
+	if c.last != nil && time.Since(c.last.at) < maxAge || c.stopped {
 		defer c.mu.Unlock()
 		return c.last
 	}
@@ -63,11 +67,15 @@ func (c *countCache) get(maxAge time.Duration) *indexCounts {
 	case c.kick <- struct{}{}:
 	default: // a scan is already asked for
 	}
-	t := time.NewTimer(countWait)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+	if maxAge <= 0 {
+		<-done
+	} else {
+		t := time.NewTimer(countWait)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -76,6 +84,9 @@ func (c *countCache) get(maxAge time.Duration) *indexCounts {
 
 // run scans once at start and then whenever asked, until stop closes.
 func (c *countCache) run(idx *index.Index, stop <-chan struct{}) {
+	c.mu.Lock()
+	c.stopped = false // a server started again
+	c.mu.Unlock()
 	for {
 		// Only readers that asked before the scan started get its result
 		// as fresh; later ones wait for the next scan (kick is buffered).
@@ -92,6 +103,12 @@ func (c *countCache) run(idx *index.Index, stop <-chan struct{}) {
 		}
 		select {
 		case <-stop:
+			c.mu.Lock()
+			c.stopped, waiters, c.waiters = true, c.waiters, nil
+			c.mu.Unlock()
+			for _, w := range waiters {
+				close(w)
+			}
 			return
 		case <-c.kick:
 		}

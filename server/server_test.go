@@ -43,6 +43,18 @@ func start(t testing.TB, cfg *config.Config, opts ...server.Option) *server.Serv
 	return startWith(t, cfg, opts...)
 }
 
+// waitFor polls cond until it holds, failing the test after a minute: for
+// states the server reaches on its own goroutines, however busy the
+// machine.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after a minute", what)
+		}
+	}
+}
+
 func ref(t testing.TB, s *server.Server, repo string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(s.Addr()+"/"+repo, name.Insecure)
@@ -233,9 +245,23 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		done <- resp
 	}()
 	pw.Write([]byte("first part "))
-	time.Sleep(100 * time.Millisecond)
+	// The request is in the server's hands once its upload file holds
+	// those bytes; Shutdown before that would find no request to drain.
+	uploads := filepath.Join(s.Config().DataDir, "uploads")
+	waitFor(t, "the first part in the upload file", func() bool {
+		ents, _ := os.ReadDir(uploads)
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && fi.Size() == int64(len("first part ")) {
+				return true
+			}
+		}
+		return false
+	})
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
+	waitFor(t, "state stopping", func() bool { return s.Status().State == server.StateStopping })
+	// A Shutdown that did not wait for the request would return about
+	// now; give it the chance to (no correct one returns).
 	time.Sleep(100 * time.Millisecond)
 	select {
 	case err := <-shut:
