@@ -56,11 +56,12 @@ func blobCached(w *harness.Wharf, d v1.Hash) bool {
 	return err == nil
 }
 
-// waitCached waits up to 5 s for the blob file for d to appear in wharf's
+// waitCached waits up to a minute for the blob file for d to appear in wharf's
 // data dir: a client may hold the whole verified body a moment before the
 // fill's commit (rename, index) is done.
 func waitCached(w *harness.Wharf, d v1.Hash) bool {
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: on a loaded machine a commit can lag the client by seconds.
+	deadline := time.Now().Add(time.Minute)
 	for {
 		if blobCached(w, d) {
 			return true
