@@ -38,12 +38,15 @@ test-loaded: deps
 	bash scripts/with-load.sh $(MAKE) test-run
 
 # test-run is `make test` without installing anything.
-# The end-to-end packages run on their own, one at a time: their real
-# processes take ports picked free a moment earlier, which tests of other
-# packages running alongside could grab in between.
+# The end-to-end packages run after the others (their real daemons are what
+# loads the machine most) but side by side: every server they start listens
+# on port 0 and the harness learns the port (from wharf's log, or from the
+# kernel for programs that do not say), so no package can take a port
+# another one was handed; slapd, which cannot pick its own port, retries
+# with another when its bind fails.
 test-run: lint
 	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /e2e)
-	WHARF_E2E_REQUIRE=1 $(GO) test -race -count=1 -p 1 -timeout 25m ./e2e/...
+	WHARF_E2E_REQUIRE=1 $(GO) test -race -count=1 -timeout 25m ./e2e/...
 	$(MAKE) fuzz-short
 
 deps:
