@@ -19,7 +19,16 @@ func (d *Distribution) Restart(t testing.TB) *Distribution {
 	}
 	bin := Tool(t, "docker-registry")
 	nd := *d
-	nd.Process = StartProcess(t, "docker-registry", d.Dir, cleanEnv([]string{"REGISTRY_"}), bin, "serve", filepath.Join(d.Dir, "config.yml"))
-	nd.WaitReady(t, ReadyTimeout, func() error { return pingV2(nd.URL, "", http.StatusOK, http.StatusUnauthorized) })
-	return &nd
+	// The config names the port the first start bound; it was free when
+	// the old process exited, but a socket may hold it for a moment.
+	for i := 1; ; i++ {
+		logStart := len(d.Logs())
+		nd.Process = StartProcess(t, "docker-registry", d.Dir, cleanEnv([]string{"REGISTRY_"}), bin, "serve", filepath.Join(d.Dir, "config.yml"))
+		if nd.waitReady(t, ReadyTimeout, func() error { return pingV2(nd.URL, "", http.StatusOK, http.StatusUnauthorized) },
+			func(log string) bool { return i < rebindAttempts && addrInUse(log[min(logStart, len(log)):]) }) {
+			return &nd
+		}
+		t.Logf("docker-registry: %s is taken; starting again once it is free", d.Addr)
+		waitBindable(d.Addr, ReadyTimeout)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // RequireEnv, when "1", turns every skip for a missing tool into a failure.
@@ -160,6 +161,22 @@ func ephemeralLow() int {
 		}
 	}
 	return 32768 // Linux's default
+}
+
+// rebindAttempts is how often a server restarted on its old port (or
+// started on a PickAddr port) is started again when that port is taken:
+// a port freed by a stopped server can be held for a moment by another
+// socket, such as a client connection that got it as its local port.
+const rebindAttempts = 5
+
+// waitBindable waits, up to timeout, until addr can be listened on.
+func waitBindable(addr string, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return
+		}
+	}
 }
 
 // addrInUse reports whether a program's log says a bind failed because

@@ -156,7 +156,11 @@ func startWharf(t testing.TB, bin, listen string, env []string, configTemplate s
 	data := WharfConfigData{Listen: listen, DataDir: filepath.Join(dir, "data"), Dir: dir}
 	w := &Wharf{Addr: listen, Dir: dir, DataDir: data.DataDir, bin: bin, env: env, scheme: "http", tmpl: configTemplate, data: data, extra: extraArgs}
 	w.args = append(w.serveArgs(t), extraArgs...)
-	w.start(t)
+	attempts := 1 // port 0 cannot be taken
+	if !strings.HasSuffix(listen, ":0") {
+		attempts = rebindAttempts
+	}
+	w.start(t, attempts)
 	return w
 }
 
@@ -194,30 +198,39 @@ func (w *Wharf) Restart(t testing.TB) *Wharf {
 		nw.data.Listen = nw.Addr
 		nw.args = append(nw.serveArgs(t), nw.extra...)
 	}
-	nw.start(t)
+	nw.start(t, rebindAttempts)
 	return &nw
 }
 
-func (w *Wharf) start(t testing.TB) {
+func (w *Wharf) start(t testing.TB, attempts int) {
 	t.Helper()
 	// WHARF_CONFIG, WHARF_DATA_DIR and friends from the test's environment
 	// must not reach the server under test.
 	env := cleanEnv([]string{"WHARF_"}, w.env...)
-	// Restarts append to the same log: only what this process writes
-	// counts.
-	var logStart int64
-	if fi, err := os.Stat(filepath.Join(w.Dir, "wharf.log")); err == nil {
-		logStart = fi.Size()
-	}
-	w.Process = StartProcess(t, "wharf", w.Dir, env, append([]string{w.bin}, w.args...)...)
-	w.WaitReady(t, ReadyTimeout, func() error {
-		addr, metricsAddr, err := servingAddrs(w.LogPath, logStart)
-		if err != nil {
-			return err
+	for i := 1; ; i++ {
+		// Restarts append to the same log: only what this process
+		// writes counts.
+		var logStart int64
+		if fi, err := os.Stat(filepath.Join(w.Dir, "wharf.log")); err == nil {
+			logStart = fi.Size()
 		}
-		w.Addr, w.MetricsAddr, w.URL = addr, metricsAddr, w.scheme+"://"+addr
-		return pingV2(w.URL, w.tlsName, http.StatusOK, http.StatusUnauthorized)
-	})
+		w.Process = StartProcess(t, "wharf", w.Dir, env, append([]string{w.bin}, w.args...)...)
+		ready := w.waitReady(t, ReadyTimeout, func() error {
+			addr, metricsAddr, err := servingAddrs(w.LogPath, logStart)
+			if err != nil {
+				return err
+			}
+			w.Addr, w.MetricsAddr, w.URL = addr, metricsAddr, w.scheme+"://"+addr
+			return pingV2(w.URL, w.tlsName, http.StatusOK, http.StatusUnauthorized)
+		}, func(log string) bool {
+			return i < attempts && addrInUse(log[min(int(logStart), len(log)):])
+		})
+		if ready {
+			return
+		}
+		t.Logf("wharf: %s is taken; starting again once it is free", w.data.Listen)
+		waitBindable(w.data.Listen, ReadyTimeout)
+	}
 }
 
 var (
