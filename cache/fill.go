@@ -153,6 +153,7 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 		return fmt.Errorf("cache: temp file for %s: %w", f.digest, err)
 	}
 	defer w.Abort()
+	w.Preallocate(size)
 	rf, err := w.OpenReader()
 	if err != nil {
 		return fmt.Errorf("cache: read handle on the temp file of %s: %w", f.digest, err)

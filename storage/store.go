@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wharf-registry/wharf/oci"
 )
 
@@ -169,6 +171,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.behind = b
 	}
 	return n, classify(err)
+}
+
+// Preallocate reserves disk blocks for n bytes without changing the file's
+// size, so the writes that follow need not allocate as they go. It is a
+// hint: where the filesystem cannot, or the disk has no room (the writes
+// then fail as they would have), nothing changes.
+func (w *Writer) Preallocate(n int64) {
+	if n > 0 {
+		_ = unix.Fallocate(int(w.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, n)
+	}
 }
 
 // syncHash waits for the hash to cover every byte written. A Write after
