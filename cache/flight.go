@@ -97,18 +97,21 @@ func (g *flights) needBody(key string, f *flight) bool {
 	return f.wantBody
 }
 
-// finish forgets f (a request arriving now finds the answer in the cache,
-// or asks afresh) and releases its waiters.
-func (g *flights) finish(key string, f *flight, m Manifest, err error) int {
+// stop forgets f: a request arriving now finds the answer in the cache,
+// or asks afresh. It returns how many requests joined f in all.
+func (g *flights) stop(key string, f *flight) int {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.m[key] == f {
 		delete(g.m, key)
 	}
-	joined := f.joined
-	g.mu.Unlock()
+	return f.joined
+}
+
+// finish ends a flight, releasing its waiters; stop it first.
+func (f *flight) finish(m Manifest, err error) {
 	f.m, f.err = m, err
 	close(f.done)
-	return joined
 }
 
 // resolve ends a flight's first phase.

@@ -127,6 +127,9 @@ func (p *Proxy) manifestByTag(ctx context.Context, repo, canon, tag string, cach
 		}
 		// Evicted since the flight looked: rare enough to fetch alone.
 		m, err := p.fetchManifest(ctx, repo, canon, oci.Reference{Tag: tag}, accept)
+		if err == nil {
+			p.logCached(repo, tag, m, 1)
+		}
 		return p.answer("tag", m, err, head)
 	}
 	if head && c.digest != "" {
@@ -147,13 +150,15 @@ func (p *Proxy) runTagFlight(ctx context.Context, key string, f *flight, repo, c
 	c, err := p.checkTag(ctx, repo, canon, tag, accept)
 	f.resolve(c, err)
 	if err != nil || c.cached || (c.digest != "" && !g.needBody(key, f)) {
-		g.finish(key, f, Manifest{}, nil)
+		g.stop(key, f)
+		f.finish(Manifest{}, nil)
 		return
 	}
 	m, err := p.fetchManifest(ctx, repo, canon, oci.Reference{Tag: tag}, accept)
-	if joined := g.finish(key, f, m, err); joined > 1 {
-		p.log.Debug("manifest fetch shared", "repo", repo, "tag", tag, "clients_joined", joined, "err", err)
+	if joined := g.stop(key, f); err == nil {
+		p.logCached(repo, tag, m, joined)
 	}
+	f.finish(m, err)
 }
 
 // checkTag is a tag flight's first phase: what the tag points at, and
@@ -226,9 +231,10 @@ func (p *Proxy) manifestByDigest(ctx context.Context, repo, canon string, d oci.
 			if err == nil && !ok {
 				m, err = p.fetchManifest(fctx, repo, canon, oci.Reference{Digest: d}, accept)
 			}
-			if joined := g.finish(key, f, m, err); joined > 1 {
-				p.log.Debug("manifest fetch shared", "repo", repo, "digest", d, "clients_joined", joined, "err", err)
+			if joined := g.stop(key, f); err == nil && !ok {
+				p.logCached(repo, d.String(), m, joined)
 			}
+			f.finish(m, err)
 		}()
 	}
 	if err := wait(ctx, f.done); err != nil {
@@ -318,9 +324,13 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 	if err != nil {
 		return Manifest{}, err
 	}
-	p.log.Info("cached manifest", "repo", repo, "ref", ref.String(), "digest", d, "media_type", mt)
 	p.bodies.put(d, body)
 	return Manifest{Digest: d, MediaType: mt, Size: int64(len(body)), Body: body, Source: SourceMiss}, nil
+}
+
+// logCached notes a manifest fetched and stored for joined requests.
+func (p *Proxy) logCached(repo, ref string, m Manifest, joined int) {
+	p.log.Info("cached manifest", "repo", repo, "ref", ref, "digest", m.Digest, "media_type", m.MediaType, "clients_joined", joined)
 }
 
 func refSep(r oci.Reference) string {

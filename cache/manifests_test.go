@@ -293,6 +293,9 @@ func TestManifestFlightUncachedTag(t *testing.T) {
 	if c := logs.count(`msg="cached manifest"`); c != 1 {
 		t.Errorf("manifest stored %d times, want 1", c)
 	}
+	if logs.count(fmt.Sprintf("clients_joined=%d", waiters)) != 1 {
+		t.Errorf("no log of the manifest stored for %d clients", waiters)
+	}
 	// Now a fresh tag: no upstream request at all.
 	if m, err := p.GetManifest(t.Context(), "library/app", oci.Reference{Tag: "1"}, testAccepts[0], false); err != nil || m.Source != SourceHit {
 		t.Errorf("after the flight: %v, %v", m.Source, err)
@@ -363,6 +366,9 @@ func TestManifestFlightByDigest(t *testing.T) {
 	checkCounts(t, o, 0, 1)
 	if c := logs.count(`msg="cached manifest"`); c != 1 {
 		t.Errorf("manifest stored %d times, want 1", c)
+	}
+	if logs.count(fmt.Sprintf("clients_joined=%d", waiters)) != 1 {
+		t.Errorf("no log of the manifest stored for %d clients", waiters)
 	}
 }
 
