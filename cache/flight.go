@@ -167,4 +167,4 @@ func acceptKey(accept []string) string {
 }
 
 // manifestFlights are p's flights under way.
-func (p *Proxy) manifestFlights() *flights { return &p.tagMemo.flights }
+func (p *Proxy) manifestFlights() *flights { return &p.flights }

@@ -60,6 +60,8 @@ type Proxy struct {
 	mu     sync.Mutex
 	fills  map[oci.Digest]*fill
 	chunks chunkBudget // the fills' memory, shared
+	// flights are the manifest and tag exchanges with the upstream under way.
+	flights flights
 
 	// fills run on ctx, not on any request's context; Close cancels it
 	// and waits for them.

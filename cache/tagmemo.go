@@ -18,11 +18,6 @@ type tagMemo struct {
 	gen uint64
 	max int
 	m   map[string]tagMemoEntry
-
-	// flights are the manifest and tag exchanges with the upstream under
-	// way. They belong in Proxy; they live here only until proxy.go, being
-	// rewritten for blob fills, can take the field (see manifestFlights).
-	flights flights
 }
 
 type tagMemoEntry struct {
