@@ -57,7 +57,7 @@ registry() { # NAME [REMOTE]: start a docker-registry, print its pid
 head -c $((MIB << 20)) /dev/urandom > "$TMP/blob"
 DIGEST=sha256:$(sha256sum "$TMP/blob" | cut -d' ' -f1)
 opid=$(registry origin); pids+=("$opid"); ORIGIN=http://127.0.0.1:$(port "$opid")
-loc=$(curl -fsS -X POST -o /dev/null -w '%header{location}' "$ORIGIN/v2/bench/blobs/uploads/")
+loc=$(curl -fsS -X POST -o /dev/null -w '%header{location}' "$ORIGIN/v2/bench/cold/blobs/uploads/")
 case $loc in http*) ;; *) loc=$ORIGIN$loc ;; esac
 sep='?'; case $loc in *\?*) sep='&' ;; esac
 curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$TMP/blob" -o /dev/null "$loc${sep}digest=$DIGEST"
@@ -71,7 +71,7 @@ pull() { # URL: wall seconds of a GET whose body hashes to DIGEST
 echo "blob: $MIB MiB, $ROUNDS rounds; sha_ni: $(grep -o -m1 sha_ni /proc/cpuinfo || echo no)"
 printf '%-6s %-13s %9s %9s %12s\n' round target wall_s cpu_s cpu_s/GiB
 for r in $(seq 1 "$ROUNDS"); do
-	printf '%-6s %-13s %9.2f\n' "$r" direct "$(pull "$ORIGIN/v2/bench/blobs/$DIGEST")"
+	printf '%-6s %-13s %9.2f\n' "$r" direct "$(pull "$ORIGIN/v2/bench/cold/blobs/$DIGEST")"
 	dpid=$(registry "dist$r" "$ORIGIN"); pids+=("$dpid"); D=http://127.0.0.1:$(port "$dpid")
 	mkdir -p "$TMP/wharf$r"
 	printf 'listen: 127.0.0.1:0\ndata_dir: %s\nlog: {access_log: false}\nproxies: [{name: origin, upstream: "%s", default: true}]\n' \
@@ -80,7 +80,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	wpid=$!; pids+=("$wpid"); W=http://127.0.0.1:$(port "$wpid")
 	for t in distribution wharf; do
 		if [ $t = wharf ]; then pid=$wpid url=$W; else pid=$dpid url=$D; fi
-		c0=$(cpu "$pid"); wall=$(pull "$url/v2/bench/blobs/$DIGEST"); c1=$(settled "$pid")
+		c0=$(cpu "$pid"); wall=$(pull "$url/v2/bench/cold/blobs/$DIGEST"); c1=$(settled "$pid")
 		awk -v r="$r" -v t="$t" -v w="$wall" -v c0="$c0" -v c1="$c1" -v m="$MIB" \
 			'BEGIN {printf "%-6s %-13s %9.2f %9.2f %12.2f\n", r, t, w, c1-c0, (c1-c0)*1024/m}'
 	done
