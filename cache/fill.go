@@ -166,7 +166,7 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 
 	persisted := make(chan error, 1)
 	go func() { persisted <- f.persist(ctx, w) }()
-	rerr := p.receiveAll(ctx, f, repo, body, size)
+	rerr := p.receiveAll(ctx, f, repo, &body, size)
 	f.endReceive(rerr)
 	if perr := <-persisted; rerr == nil {
 		rerr = perr
@@ -210,9 +210,10 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 // receiveAll reads the upstream body into the window, resuming a stream
 // that breaks mid-way (a CDN hiccup) where it stopped rather than starting
 // over; the digest check at the end covers the joined stream.
-func (p *Proxy) receiveAll(ctx context.Context, f *fill, repo string, body io.ReadCloser, size int64) error {
+// body is replaced by each resumed stream, so the caller closes the last.
+func (p *Proxy) receiveAll(ctx context.Context, f *fill, repo string, body *io.ReadCloser, size int64) error {
 	for resumes := 0; ; resumes++ {
-		err := f.receive(ctx, body)
+		err := f.receive(ctx, *body)
 		if err == nil {
 			return nil
 		}
@@ -225,8 +226,8 @@ func (p *Proxy) receiveAll(ctx context.Context, f *fill, repo string, body io.Re
 		if gerr != nil {
 			return gerr
 		}
-		body.Close()
-		body = next
+		(*body).Close()
+		*body = next
 	}
 }
 
@@ -541,8 +542,7 @@ func (f *fill) waitReady(ctx context.Context) error {
 // StreamTo writes bytes [start, end] of a downloading blob (end < 0: to
 // the end). An error after the first byte means the client must be cut off.
 func (b *Blob) StreamTo(ctx context.Context, w io.Writer, start, end int64) (int64, error) {
-	buf := make([]byte, 256<<10)
-	return b.fill.copyTo(ctx, w, start, end, buf)
+	return b.fill.copyTo(ctx, w, start, end, nil)
 }
 
 // copyTo streams bytes [start, end] (end < 0: to the end) to w as they
@@ -550,7 +550,8 @@ func (b *Blob) StreamTo(ctx context.Context, w io.Writer, start, end int64) (int
 // last byte of the requested span is held back until the whole blob is
 // verified, so a corrupt or truncated upstream stream never reaches a
 // client as a complete body: the caller aborts the connection on the
-// returned error instead.
+// returned error instead. buf (allocated when nil) carries file reads
+// when w cannot take the file itself.
 func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []byte) (int64, error) {
 	pos := start
 	var sent int64
@@ -606,6 +607,9 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		f.mu.Unlock()
 		if onDisk := min(limit, persisted); pos < onDisk {
 			// Behind the window: on disk (the window frees only written chunks).
+			if own == nil && buf == nil {
+				buf = make([]byte, 256<<10)
+			}
 			k, err := copyFile(w, own, file, pos, onDisk, buf)
 			pos += k
 			sent += k
