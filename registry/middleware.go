@@ -8,7 +8,8 @@ import (
 )
 
 // recorder notes status and bytes for the access log and metrics while
-// keeping the ResponseWriter's ReaderFrom, so sendfile still works.
+// keeping the ResponseWriter's ReaderFrom where it has one, so sendfile
+// still works on HTTP/1.1.
 type recorder struct {
 	http.ResponseWriter
 	status      int
@@ -36,19 +37,33 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom hands src to the server's own ReadFrom when it has one: on
+// HTTP/1.1 that sends a file with sendfile. HTTP/2's writer has none (its
+// bytes go out in DATA frames), so then src is copied through Write with a
+// pooled buffer. writerOnly hides this method from io.CopyBuffer, which
+// would otherwise call it again and never return.
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if !r.wroteHeader {
 		r.WriteHeader(http.StatusOK)
 	}
-	n, err := r.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		buf := getBuf()
+		n, err = io.CopyBuffer(writerOnly{r.ResponseWriter}, readerOnly{src}, *buf)
+		putBuf(buf)
+	}
 	r.bytes += n
 	return n, err
 }
 
+// Flush pushes buffered bytes to the client. http.ResponseController finds
+// a Flusher through any wrappers below this one and reports when there is
+// none, which for a plain writer is nothing to do.
 func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
