@@ -2,10 +2,12 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	crand "crypto/rand"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/hosted"
+	"github.com/wharf-registry/wharf/metrics"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
@@ -268,4 +271,113 @@ func TestRecorderReadFromWithoutServerReadFrom(t *testing.T) {
 		t.Fatalf("wrote %d bytes (recorded %d, status %d), want %d", pw.buf.Len(), rec.bytes, rec.status, len(want))
 	}
 	rec.Flush() // nothing to flush into, and no panic
+}
+
+// recordSink is a slog.Handler that hands every record to a channel.
+type recordSink chan slog.Record
+
+func (s recordSink) Enabled(context.Context, slog.Level) bool      { return true }
+func (s recordSink) Handle(_ context.Context, r slog.Record) error { s <- r.Clone(); return nil }
+func (s recordSink) WithAttrs([]slog.Attr) slog.Handler            { return s }
+func (s recordSink) WithGroup(string) slog.Handler                 { return s }
+
+// waitRecord returns the next record with message msg.
+func waitRecord(t *testing.T, s recordSink, msg string) slog.Record {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case r := <-s:
+			if r.Message == msg {
+				return r
+			}
+		case <-timeout:
+			t.Fatalf("no %q log record within 10s", msg)
+		}
+	}
+}
+
+func recordAttrs(r slog.Record) map[string]slog.Value {
+	m := map[string]slog.Value{}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value; return true })
+	return m
+}
+
+// requestCount is wharf_http_requests_total for one route, method and class.
+func requestCount(t *testing.T, m *metrics.Metrics, route, method, class string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "wharf_http_requests_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range s.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["route"] == route && l["method"] == method && l["code"] == class {
+				return s.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestHandlerPanicIsAFailure: a handler that panics, before or after its
+// status went out, is logged and counted as a 500, never as the 200 it may
+// have started; a body under way is cut off, not ended cleanly.
+func TestHandlerPanicIsAFailure(t *testing.T) {
+	for _, pr := range []int{1, 2} {
+		for _, tc := range []struct {
+			name         string
+			afterHeaders bool
+		}{{"before headers", false}, {"after headers", true}} {
+			t.Run(fmt.Sprintf("HTTP/%d %s", pr, tc.name), func(t *testing.T) {
+				sink := make(recordSink, 64)
+				m := metrics.New("test")
+				h := New(Options{HostAll: true, Logger: slog.New(sink), Metrics: m, AccessLog: true})
+				h.table[KindBase]["GET"] = func(w http.ResponseWriter, r *http.Request, _ Route, _ target) error {
+					if tc.afterHeaders {
+						w.WriteHeader(http.StatusOK)
+						w.Write([]byte("partial"))
+						http.NewResponseController(w).Flush()
+					}
+					panic("boom")
+				}
+				srv := startAPIServer(t, h, pr)
+				resp, err := srv.Client().Get(srv.URL + "/v2/")
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				switch {
+				case tc.afterHeaders && err == nil:
+					t.Errorf("a body cut off by a panic was read as complete")
+				case !tc.afterHeaders && (err != nil || resp.StatusCode != http.StatusInternalServerError):
+					t.Errorf("panic before headers: %v, %+v; want a 500", err, resp)
+				}
+
+				if st := recordAttrs(waitRecord(t, sink, "handler panic"))["stack"].String(); !strings.Contains(st, "TestHandlerPanicIsAFailure") {
+					t.Errorf("the panic's log line has no stack of the panicking handler: %q", st)
+				}
+				attrs := recordAttrs(waitRecord(t, sink, "request"))
+				if st := attrs["status"]; st.Kind() != slog.KindInt64 || st.Int64() != http.StatusInternalServerError {
+					t.Errorf("access log status=%v, want 500 (%v)", st, attrs)
+				}
+				if p := attrs["panic"]; p.Kind() != slog.KindBool || !p.Bool() {
+					t.Errorf("access log does not say panic=true: %v", attrs)
+				}
+				if n := requestCount(t, m, "base", "GET", "5xx"); n != 1 {
+					t.Errorf("5xx requests counted: %v, want 1", n)
+				}
+				if n := requestCount(t, m, "base", "GET", "2xx"); n != 0 {
+					t.Errorf("2xx requests counted: %v, want 0", n)
+				}
+			})
+		}
+	}
 }

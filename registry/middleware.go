@@ -16,6 +16,7 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	aborted     bool // the connection was cut mid-body
+	panicked    bool // a handler panicked: the request failed, whatever went out
 }
 
 func newRecorder(w http.ResponseWriter) *recorder { return &recorder{ResponseWriter: w} }
@@ -82,7 +83,12 @@ type Event struct {
 
 func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time, err error) {
 	status := w.status
-	if status == 0 {
+	switch {
+	case w.panicked:
+		// The client may have been sent a 200 before the panic, but the
+		// response never completed: it is a server failure.
+		status = http.StatusInternalServerError
+	case status == 0:
 		status = 499 // nothing written: the client left first
 	}
 
@@ -90,11 +96,11 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 	h.o.Metrics.ObserveRequest(rt.Kind.String(), r.Method, status, dur)
 	if h.o.AccessLog {
 		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
 		if w.aborted {
 			level = slog.LevelWarn
+		}
+		if status >= 500 {
+			level = slog.LevelError
 		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
@@ -107,6 +113,9 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 		}
 		if w.aborted {
 			attrs = append(attrs, slog.Bool("aborted", true))
+		}
+		if w.panicked {
+			attrs = append(attrs, slog.Bool("panic", true))
 		}
 		h.log.LogAttrs(r.Context(), level, "request", attrs...)
 	}
