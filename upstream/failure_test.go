@@ -84,7 +84,7 @@ func TestRetryHEADAndConnectionReset(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
 			// Drop the connection without answering.
-			conn, _, err := w.(http.Hijacker).Hijack()
+			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				conn.Close()
 			}
@@ -148,7 +148,7 @@ func TestStalledBodyTimesOut(t *testing.T) {
 		w.Header().Set("Content-Length", "1000000")
 		w.WriteHeader(http.StatusOK)
 		w.Write([]byte("first bytes"))
-		w.(http.Flusher).Flush()
+		http.NewResponseController(w).Flush()
 		stall(r)
 	})
 	c := newTestClient(t, Config{URL: srv.URL, IdleTimeout: 200 * time.Millisecond})
