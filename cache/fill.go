@@ -558,16 +558,13 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 	// A writer that can take a file (an HTTP/1.1 response: sendfile) gets
 	// a handle of its own for the bytes behind the window, with its own
 	// offset, so the kernel copies and readers do not share a position.
+	_, sendfile := w.(io.ReaderFrom)
 	var own *os.File
-	if _, ok := w.(io.ReaderFrom); ok {
-		f.mu.Lock()
-		shared := f.file
-		f.mu.Unlock()
-		if h, err := reopen(shared); err == nil {
-			own = h
-			defer own.Close()
+	defer func() {
+		if own != nil {
+			own.Close()
 		}
-	}
+	}()
 	for {
 		f.mu.Lock()
 		received, persisted, verified, ended, ferr, ch, file := f.received, f.persisted, f.verified, f.ended, f.err, f.changed, f.file
@@ -607,6 +604,11 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		f.mu.Unlock()
 		if onDisk := min(limit, persisted); pos < onDisk {
 			// Behind the window: on disk (the window frees only written chunks).
+			if sendfile && own == nil {
+				if own, _ = reopen(file); own == nil {
+					sendfile = false
+				}
+			}
 			if own == nil && buf == nil {
 				buf = make([]byte, 256<<10)
 			}
