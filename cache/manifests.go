@@ -91,7 +91,7 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 		}
 		return Manifest{}, p.upstreamError(err, "manifest", repo+":"+ref.Tag)
 	}
-	ud, perr := oci.ParseDigest(desc.Digest)
+	ud, perr := oci.ParseDigest(string(desc.Digest))
 	if perr != nil {
 		// No usable digest in the HEAD answer: fall back to a GET.
 		return p.fetchManifest(ctx, repo, canon, ref, accept, head)
@@ -122,7 +122,7 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 	}
 	d := ref.Digest
 	if d == "" {
-		if d, err = oci.ParseDigest(desc.Digest); err != nil || (d.Algorithm() == "sha256" && d != oci.FromBytes(body)) {
+		if d, err = oci.ParseDigest(string(desc.Digest)); err != nil || (d.Algorithm() == "sha256" && d != oci.FromBytes(body)) {
 			d = oci.FromBytes(body)
 		}
 	}

@@ -25,8 +25,8 @@ import (
 
 // Upstream is what the cache needs of a registry client.
 type Upstream interface {
-	HeadManifest(ctx context.Context, repo, ref string, accept []string) (upstream.Descriptor, error)
-	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, upstream.Descriptor, error)
+	HeadManifest(ctx context.Context, repo, ref string, accept []string) (oci.Descriptor, error)
+	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, oci.Descriptor, error)
 	GetBlob(ctx context.Context, repo, digest string, offset int64) (io.ReadCloser, int64, error)
 	HeadBlob(ctx context.Context, repo, digest string) (int64, error)
 	Tags(ctx context.Context, repo string, n int, last string) ([]string, string, error)

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wharf-registry/wharf/oci"
 )
 
 // Kind classifies an upstream failure by what the caller should do about it.
@@ -233,6 +235,15 @@ func (c *Client) badResponse(op, msg string) *Error {
 
 func (c *Client) invalid(op, msg string) *Error {
 	return &Error{Kind: Invalid, Upstream: c.name, Op: op, Message: msg}
+}
+
+// invalidOCI is invalid with the message of oci's validation error, which
+// says what is wrong with the name or digest.
+func (c *Client) invalidOCI(op string, err error) *Error {
+	if e, ok := oci.AsError(err); ok && e.Message != "" {
+		return c.invalid(op, e.Message)
+	}
+	return c.invalid(op, err.Error())
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or bad.
