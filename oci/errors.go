@@ -47,6 +47,15 @@ var (
 	CodeUnknown             = Code{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 )
 
+// Codes the spec does not define, for what lies outside its endpoints:
+// paths that name no endpoint (other registries answer NOT_FOUND too) and
+// the parameters of wharf's own admin API. Clients show an unknown code's
+// message, so these read like the spec's.
+var (
+	CodeNotFound         = Code{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
+	CodeParameterInvalid = Code{"PARAMETER_INVALID", http.StatusBadRequest, "invalid request parameter"}
+)
+
 // Error is an OCI error: a code, a human message, and optional detail.
 // Domain packages return these (usually wrapped with fmt.Errorf("%w")) and
 // the HTTP layer writes them with one function.

@@ -42,6 +42,8 @@ func TestCodeStatuses(t *testing.T) {
 		{oci.CodeUpstreamFailed, "UNAVAILABLE", 502},
 		{oci.CodeUpstreamTimeout, "UNAVAILABLE", 504},
 		{oci.CodeUnknown, "UNKNOWN", 500},
+		{oci.CodeNotFound, "NOT_FOUND", 404},
+		{oci.CodeParameterInvalid, "PARAMETER_INVALID", 400},
 	}
 	for _, tt := range tests {
 		if tt.code.Name != tt.name || tt.code.Status != tt.status {

@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
+	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/registry"
 	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
@@ -454,9 +455,7 @@ func (s *Server) routes() http.Handler {
 	// and status answer on both.
 	s.opsRoutes(mux, s.cfg.Metrics.Listen == "")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
+		registry.WriteError(w, r, oci.Errorf(oci.CodeNotFound, "wharf is a container registry; its API is under /v2/ (try: docker pull %s/NAME:TAG)", r.Host))
 	})
 	return mux
 }
