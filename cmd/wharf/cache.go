@@ -243,9 +243,23 @@ func (a *admin) call(method, path string, q url.Values, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		json.NewDecoder(resp.Body).Decode(&e)
-		return errors.New(e.Error)
+		return adminError(resp)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// adminError reads the admin API's OCI error envelope and returns its
+// message, which is written for the user; the code and status only when
+// there is no message.
+func adminError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var env struct {
+		Errors []struct{ Code, Message string }
+	}
+	if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
+		if e := env.Errors[0]; e.Message != "" {
+			return errors.New(e.Message)
+		}
+	}
+	return errors.New(ociMessage(resp.StatusCode, body))
 }
