@@ -140,6 +140,19 @@ type envelopeEntry struct {
 	Detail  any    `json:"detail,omitempty"`
 }
 
+// ParseEnvelope reads the first error of an {"errors":[...]} body, as
+// registries answer: its code and message. ok is false when body is not
+// such an envelope or lists no error.
+func ParseEnvelope(body []byte) (code, message string, ok bool) {
+	var env struct {
+		Errors []envelopeEntry `json:"errors"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
+		return "", "", false
+	}
+	return env.Errors[0].Code, env.Errors[0].Message, true
+}
+
 // Envelope renders errors as the spec's {"errors":[...]} body.
 func Envelope(errs ...*Error) []byte {
 	out := struct {

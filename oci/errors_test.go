@@ -196,3 +196,15 @@ func TestEnvelope(t *testing.T) {
 		})
 	}
 }
+
+func TestParseEnvelope(t *testing.T) {
+	body := oci.Envelope(oci.Errorf(oci.CodeBlobUnknown, "blob %s not here", dgA), &oci.Error{Code: oci.CodeDenied})
+	if code, msg, ok := oci.ParseEnvelope(body); !ok || code != "BLOB_UNKNOWN" || msg != "blob "+dgA+" not here" {
+		t.Errorf("ParseEnvelope(%s) = %q %q %v", body, code, msg, ok)
+	}
+	for _, b := range []string{``, `not json`, `{}`, `{"errors":[]}`, `{"error":"old style"}`, `[1]`} {
+		if code, msg, ok := oci.ParseEnvelope([]byte(b)); ok {
+			t.Errorf("ParseEnvelope(%q) = %q %q, want not ok", b, code, msg)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,14 +142,6 @@ func retryable(err error) bool {
 	return false
 }
 
-// ociErrors is the registry error envelope.
-type ociErrors struct {
-	Errors []struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
-
 const maxErrorBody = 64 << 10
 
 // statusError turns a non-success response into an *Error and closes its
@@ -160,10 +151,8 @@ func (c *Client) statusError(op string, resp *http.Response) *Error {
 	e := &Error{Upstream: c.name, Op: op, Status: resp.StatusCode}
 	if resp.Request == nil || resp.Request.Method != http.MethodHead {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		var env ociErrors
-		if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
-			e.Code = env.Errors[0].Code
-			e.Message = env.Errors[0].Message
+		if code, msg, ok := oci.ParseEnvelope(body); ok {
+			e.Code, e.Message = code, msg
 		} else if s := strings.TrimSpace(string(body)); s != "" && len(s) < 512 {
 			e.Message = s
 		}

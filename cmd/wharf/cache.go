@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -253,13 +254,8 @@ func (a *admin) call(method, path string, q url.Values, out any) error {
 // there is no message.
 func adminError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var env struct {
-		Errors []struct{ Code, Message string }
-	}
-	if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
-		if e := env.Errors[0]; e.Message != "" {
-			return errors.New(e.Message)
-		}
+	if _, msg, ok := oci.ParseEnvelope(body); ok && msg != "" {
+		return errors.New(msg)
 	}
 	return errors.New(ociMessage(resp.StatusCode, body))
 }
