@@ -24,7 +24,6 @@ import (
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
-	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/registry"
 	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
@@ -454,9 +453,7 @@ func (s *Server) routes() http.Handler {
 	// With metrics.listen set, /metrics moves to that listener; health
 	// and status answer on both.
 	s.opsRoutes(mux, s.cfg.Metrics.Listen == "")
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		registry.WriteError(w, r, oci.Errorf(oci.CodeNotFound, "wharf is a container registry; its API is under /v2/ (try: docker pull %s/NAME:TAG)", r.Host))
-	})
+	mux.HandleFunc("/", notFound)
 	return mux
 }
 
