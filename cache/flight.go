@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/oci"
-	"github.com/wharf-registry/wharf/upstream"
 )
 
 // A flight is one upstream exchange about a manifest, shared by every
@@ -48,7 +47,7 @@ type tagCheck struct {
 	// flight that ended just before this one. "" when the upstream's
 	// answer named no usable digest: then the GET phase resolves it.
 	digest oci.Digest
-	desc   upstream.Descriptor // the HEAD's answer (zero when none was needed)
+	desc   oci.Descriptor // the HEAD's answer (zero when none was needed)
 	// cached means digest's manifest is in the cache, acceptable to the
 	// flight's media types, and the tag now points at it: every waiter
 	// is answered from the cache.

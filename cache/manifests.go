@@ -189,7 +189,7 @@ func (p *Proxy) checkTag(ctx context.Context, repo, canon, tag string, accept []
 		}
 		return tagCheck{}, err
 	}
-	ud, perr := oci.ParseDigest(desc.Digest)
+	ud, perr := oci.ParseDigest(string(desc.Digest))
 	if perr != nil {
 		// No usable digest in the HEAD answer: the GET will tell.
 		return tagCheck{desc: desc}, nil
@@ -268,7 +268,7 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 	}
 	d := ref.Digest
 	if d == "" {
-		if d, err = oci.ParseDigest(desc.Digest); err != nil || (d.Algorithm() == "sha256" && d != oci.FromBytes(body)) {
+		if d, err = oci.ParseDigest(string(desc.Digest)); err != nil || (d.Algorithm() == "sha256" && d != oci.FromBytes(body)) {
 			d = oci.FromBytes(body)
 		}
 	}

@@ -24,8 +24,8 @@ import (
 
 // Upstream is what the cache needs of a registry client.
 type Upstream interface {
-	HeadManifest(ctx context.Context, repo, ref string, accept []string) (upstream.Descriptor, error)
-	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, upstream.Descriptor, error)
+	HeadManifest(ctx context.Context, repo, ref string, accept []string) (oci.Descriptor, error)
+	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, oci.Descriptor, error)
 	GetBlob(ctx context.Context, repo, digest string, offset int64) (io.ReadCloser, int64, error)
 	HeadBlob(ctx context.Context, repo, digest string) (int64, error)
 	Tags(ctx context.Context, repo string, n int, last string) ([]string, string, error)
@@ -294,6 +294,9 @@ func (p *Proxy) upstreamError(err error, what, ref string) error {
 	case upstream.Unavailable:
 		return oci.Errorf(oci.CodeUnavailable, "the upstream registry (%s) is unreachable (%v)", p.o.Name, ue)
 	case upstream.Invalid:
+		if e, ok := oci.AsError(ue.Err); ok {
+			return e
+		}
 		return oci.Errorf(oci.CodeNameInvalid, "%s", ue.Message)
 	}
 	return oci.Errorf(oci.CodeUpstreamFailed, "the upstream registry (%s) answered badly (%v)", p.o.Name, ue)

@@ -453,11 +453,7 @@ func (s *Server) routes() http.Handler {
 	// With metrics.listen set, /metrics moves to that listener; health
 	// and status answer on both.
 	s.opsRoutes(mux, s.cfg.Metrics.Listen == "")
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
-	})
+	mux.HandleFunc("/", notFound)
 	return mux
 }
 
