@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -379,5 +380,56 @@ func TestHandlerPanicIsAFailure(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCutOffBodyIsAFailure: a body that breaks off after its 200 went out
+// is logged and counted as what it was: a 5xx when the server's side
+// failed (an upstream stream broke), 499 when the client went away.
+func TestCutOffBodyIsAFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		class string
+		want  int64
+	}{
+		{"upstream broke", oci.Errorf(oci.CodeUnavailable, "the upstream registry is unreachable"), "5xx", http.StatusServiceUnavailable},
+		{"bad bytes", fmt.Errorf("upstream sent bad content: %w", oci.ErrDigestInvalid), "5xx", http.StatusBadGateway},
+		{"disk failed", errors.New("read blob: input/output error"), "5xx", http.StatusInternalServerError},
+		{"client left", context.Canceled, "4xx", 499},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := make(recordSink, 64)
+			m := metrics.New("test")
+			h := New(Options{HostAll: true, Logger: slog.New(sink), Metrics: m, AccessLog: true})
+			h.table[KindBase]["GET"] = func(w http.ResponseWriter, r *http.Request, _ Route, _ target) error {
+				w.WriteHeader(http.StatusOK)
+				w.Write([]byte("partial"))
+				http.NewResponseController(w).Flush()
+				return tc.err
+			}
+			srv := startAPIServer(t, h, 1)
+			resp, err := srv.Client().Get(srv.URL + "/v2/")
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err == nil {
+				t.Error("a body cut off mid-way was read as complete")
+			}
+			attrs := recordAttrs(waitRecord(t, sink, "request"))
+			if st := attrs["status"]; st.Kind() != slog.KindInt64 || st.Int64() != tc.want {
+				t.Errorf("access log status=%v, want %d (%v)", st, tc.want, attrs)
+			}
+			if a := attrs["aborted"]; a.Kind() != slog.KindBool || !a.Bool() {
+				t.Errorf("access log does not say aborted=true: %v", attrs)
+			}
+			if n := requestCount(t, m, "base", "GET", tc.class); n != 1 {
+				t.Errorf("%s requests counted: %v, want 1", tc.class, n)
+			}
+			if n := requestCount(t, m, "base", "GET", "2xx"); n != 0 {
+				t.Errorf("2xx requests counted: %v, want 0", n)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/oci"
@@ -60,15 +61,31 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) (*oci.Error, 
 	return e, known
 }
 
+// clientLeft reports whether a body broke off because the client went away.
+func clientLeft(r *http.Request, err error) bool {
+	return r.Context().Err() != nil || errors.Is(err, context.Canceled) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
 func (h *Handler) writeError(w *recorder, r *http.Request, err error) {
 	if w.wroteHeader {
 		// The body was already under way (a blob stream broke): the only
 		// honest signal left is to abort the connection so the client sees
 		// a truncated transfer, never a short body that looks complete.
-		if !errors.Is(err, context.Canceled) {
+		w.aborted = true
+		if clientLeft(r, err) {
+			w.cutStatus = 499 // nginx's "client closed request"
+		} else {
+			// Ours, not the client's (the upstream broke, or sent bad bytes):
+			// logged and counted as the failure it is, not as the 200 sent.
+			switch e, known := ErrorFor(err); {
+			case !known || e.HTTPStatus() >= 500:
+				w.cutStatus = e.HTTPStatus()
+			default: // a client error about what the upstream sent (its digest)
+				w.cutStatus = http.StatusBadGateway
+			}
 			h.log.Warn("response cut off mid-body", "method", r.Method, "path", r.URL.Path, "sent", w.bytes, "err", err)
 		}
-		w.aborted = true
 		panic(http.ErrAbortHandler)
 	}
 	if _, known := WriteError(w, r, err); !known {

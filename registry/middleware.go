@@ -16,6 +16,7 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	aborted     bool // the connection was cut mid-body
+	cutStatus   int  // what an aborted response counts as: 499 (client left) or 5xx
 	panicked    bool // a handler panicked: the request failed, whatever went out
 }
 
@@ -88,6 +89,9 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 		// The client may have been sent a 200 before the panic, but the
 		// response never completed: it is a server failure.
 		status = http.StatusInternalServerError
+	case w.aborted && w.cutStatus != 0:
+		// The header said 200, but the body never completed.
+		status = w.cutStatus
 	case status == 0:
 		status = 499 // nothing written: the client left first
 	}
