@@ -25,6 +25,7 @@ func (s *Server) opsRoutes(mux *http.ServeMux, withMetrics bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("GET /-/status", s.serveStatus)
+	mux.HandleFunc("GET /-/pulls", s.servePulls)
 }
 
 // ready answers 200 when the server can do its work: running, the index
