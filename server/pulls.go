@@ -12,12 +12,15 @@ import (
 // its own proof pull on a busy server, small enough to never matter.
 const recentPullsKept = 256
 
-// Pull is one manifest GET that wharf answered, as GET /-/pulls lists it.
+// Pull is one manifest GET (Type pull) or HEAD (Type resolve: Docker
+// only asks that of an image it has already) that wharf answered, as GET
+// /-/pulls lists it.
 // Seq grows by one per pull from server start, so a client that noted
 // Last before acting can ask for what came after without trusting clocks
 // (`wharf setup` may run on another machine than wharf).
 type Pull struct {
 	Seq       uint64    `json:"seq"`
+	Type      string    `json:"type"`
 	Time      time.Time `json:"time"`
 	Repo      string    `json:"repo"`
 	Reference string    `json:"reference"`
@@ -40,13 +43,13 @@ type pullLog struct {
 }
 
 func (l *pullLog) add(e Event) {
-	if e.Type != "pull" {
+	if e.Type != "pull" && e.Type != "resolve" {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.last++
-	l.ring[l.last%recentPullsKept] = Pull{Seq: l.last, Time: e.Time, Repo: e.Repo, Reference: e.Reference, Status: e.Status, Remote: e.Remote}
+	l.ring[l.last%recentPullsKept] = Pull{Seq: l.last, Type: e.Type, Time: e.Time, Repo: e.Repo, Reference: e.Reference, Status: e.Status, Remote: e.Remote}
 }
 
 // after returns the kept pulls with Seq > seq.

@@ -6,7 +6,11 @@ func TestPullLogAfter(t *testing.T) {
 	var l pullLog
 	l.add(Event{Type: "push", Repo: "team/x"}) // not a pull: not kept
 	for i := 0; i < recentPullsKept+10; i++ {
-		l.add(Event{Type: "pull", Repo: "library/busybox"})
+		typ := "pull"
+		if i%2 == 1 {
+			typ = "resolve" // a HEAD: Docker's only request for an image it has
+		}
+		l.add(Event{Type: typ, Repo: "library/busybox"})
 	}
 	last := uint64(recentPullsKept + 10)
 	for _, tc := range []struct {
