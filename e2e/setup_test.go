@@ -112,7 +112,7 @@ func TestSetupDocker(t *testing.T) {
 	t.Run("a dead mirror is reported as not used", func(t *testing.T) {
 		dead := "http://" + harness.FreeAddr(t)
 		out, err := setup("--mirror", dead)
-		if err == nil || !strings.Contains(out, "not used") {
+		if err == nil || !strings.Contains(out, "not used") || !strings.Contains(out, "to undo the change: cp ") {
 			t.Errorf("setup with a dead mirror: %v\n%s", err, out)
 		}
 		info, err := d.Docker("info", "--format", "{{json .RegistryConfig.Mirrors}}")

@@ -114,21 +114,23 @@ func rootHint(err error) string {
 	return ""
 }
 
-func applyChange(c setup.Change, stdout io.Writer) error {
+// applyChange writes c and returns how to undo it ("" when nothing was
+// written).
+func applyChange(c setup.Change, stdout io.Writer) (undo string, err error) {
 	if !c.Changed() {
 		fmt.Fprintf(stdout, "%s already points at wharf; left as it is\n", c.Path)
-		return nil
+		return "", nil
 	}
 	backup, err := setup.Apply(c, time.Now())
 	if err != nil {
-		return fmt.Errorf("writing %s: %w%s", c.Path, err, rootHint(err))
+		return "", fmt.Errorf("writing %s: %w%s", c.Path, err, rootHint(err))
 	}
 	if backup != "" {
 		fmt.Fprintf(stdout, "wrote %s (the previous file is in %s)\n", c.Path, backup)
-	} else {
-		fmt.Fprintf(stdout, "wrote %s (a new file)\n", c.Path)
+		return fmt.Sprintf("cp %s %s", backup, c.Path), nil
 	}
-	return nil
+	fmt.Fprintf(stdout, "wrote %s (a new file)\n", c.Path)
+	return "rm " + c.Path, nil
 }
 
 func printChange(w io.Writer, c setup.Change) {
@@ -184,7 +186,7 @@ Examples:
   wharf setup docker --apply --daemon-config /tmp/d/daemon.json \
       --reload-pid $(cat /tmp/d/docker.pid) --docker-host unix:///tmp/d/docker.sock`
 
-func cmdSetupDocker(args []string, stdout, stderr io.Writer) error {
+func cmdSetupDocker(args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("setup docker", setupDockerSynopsis, stderr)
 	mf := addMirrorFlags(fs)
 	daemonCfg := fs.String("daemon-config", "", "the daemon's config `file` (default: /etc/docker/daemon.json, or the rootless daemon's)")
@@ -253,8 +255,18 @@ func cmdSetupDocker(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 
-	if err := applyChange(plan.Change, stdout); err != nil {
+	undo, err := applyChange(plan.Change, stdout)
+	if err != nil {
 		return err
+	}
+	if undo != "" {
+		// The file stays as written when the proof fails: the daemon may
+		// only need wharf started. Say how to go back.
+		defer func() {
+			if err != nil {
+				fmt.Fprintf(stderr, "to undo the change: %s, then reload the daemon\n", undo)
+			}
+		}()
 	}
 	api, err := setup.NewDockerAPI(host)
 	if err != nil {
@@ -277,7 +289,7 @@ func cmdSetupDocker(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "docker info lists %s as a registry mirror\n", plan.Mirror)
 	fmt.Fprintf(stdout, "pulling %s through the daemon to prove it...\n", img)
-	if err := setup.ProveDocker(ctx, api, setup.WharfPulls{HC: hc, Base: plan.Mirror}, img, 10*time.Second); err != nil {
+	if err = setup.ProveDocker(ctx, api, setup.WharfPulls{HC: hc, Base: plan.Mirror}, img, 10*time.Second); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "proved: the daemon pulled %s and wharf at %s served it\n", img, plan.Mirror)
@@ -402,7 +414,7 @@ func cmdSetupContainerd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	for _, c := range changes {
-		if err := applyChange(c, stdout); err != nil {
+		if _, err := applyChange(c, stdout); err != nil {
 			return err
 		}
 	}
@@ -469,7 +481,7 @@ func cmdSetupPodman(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{"podman"}, args...)))
 		return nil
 	}
-	if err := applyChange(c, stdout); err != nil {
+	if _, err := applyChange(c, stdout); err != nil {
 		return err
 	}
 	return proveResolve(hc, mirror, img, *mf.timeout, stdout)
