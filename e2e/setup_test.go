@@ -161,14 +161,16 @@ func TestSetupContainerd(t *testing.T) {
 }
 
 // TestSetupPodman writes the registries.conf.d drop-in with `wharf setup
-// podman` and copies with skopeo reading it (skopeo reads the same
-// registries.conf as podman): the copy works only through wharf.
+// podman`, then pulls with podman and copies with skopeo, each reading the
+// drop-in as its registries.conf (with CONTAINERS_REGISTRIES_CONF set,
+// they read no registries.conf.d, and the test must not write to /etc):
+// Docker Hub is unreachable here, so each works only through wharf.
 func TestSetupPodman(t *testing.T) {
 	skipShortE2E(t)
-	harness.Require(t, "docker-registry", "skopeo", harness.BusyboxPath)
+	harness.Require(t, "docker-registry", harness.BusyboxPath)
 
 	origin := harness.StartDistribution(t, harness.DistributionOptions{})
-	harness.PushBusybox(t, origin.Addr+"/library/busybox:latest")
+	digest := harness.PushBusybox(t, origin.Addr+"/library/busybox:latest")
 	w := startProxyWharf(t, fmt.Sprintf(contractConfig, origin.URL, "http://"+harness.FreeAddr(t)))
 	dropIn := filepath.Join(t.TempDir(), "registries.conf.d", "50-wharf.conf")
 
@@ -180,12 +182,32 @@ func TestSetupPodman(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := len(accessLog(w, "/v2/library/busybox/manifests/"))
-	dir := filepath.Join(t.TempDir(), "layout")
-	if out, err := harness.SkopeoWithRegistries(t, string(conf), "copy", "docker://docker.io/library/busybox:latest", "oci:"+dir+":latest"); err != nil {
-		t.Fatalf("skopeo copy with the drop-in: %v\n%s\ndrop-in:\n%s", err, out, conf)
-	}
-	if len(accessLog(w, "/v2/library/busybox/manifests/")) == before {
-		t.Errorf("skopeo's copy did not ask wharf:\n%s", w.LogTail(20))
-	}
+	manifests := func() int { return len(accessLog(w, "/v2/library/busybox/manifests/")) }
+
+	t.Run("podman", func(t *testing.T) {
+		harness.Require(t, "podman")
+		p := harness.NewPodman(t, dropIn)
+		before := manifests()
+		if out, err := p.Pull("docker.io/library/busybox:latest"); err != nil {
+			t.Fatalf("podman pull with the drop-in: %v\n%s\ndrop-in:\n%s", err, out, conf)
+		}
+		if manifests() == before {
+			t.Errorf("podman's pull did not ask wharf:\n%s", w.LogTail(20))
+		}
+		if got, err := p.Run("image", "inspect", "--format", "{{.Digest}}", "docker.io/library/busybox:latest"); err != nil || strings.TrimSpace(got) != digest.String() {
+			t.Errorf("podman has busybox as %q (%v), want %s", got, err, digest)
+		}
+	})
+
+	t.Run("skopeo", func(t *testing.T) {
+		harness.Require(t, "skopeo")
+		before := manifests()
+		dir := filepath.Join(t.TempDir(), "layout")
+		if out, err := harness.SkopeoWithRegistries(t, string(conf), "copy", "docker://docker.io/library/busybox:latest", "oci:"+dir+":latest"); err != nil {
+			t.Fatalf("skopeo copy with the drop-in: %v\n%s\ndrop-in:\n%s", err, out, conf)
+		}
+		if manifests() == before {
+			t.Errorf("skopeo's copy did not ask wharf:\n%s", w.LogTail(20))
+		}
+	})
 }
