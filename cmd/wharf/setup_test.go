@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,5 +80,29 @@ func TestSetupContainerdAndPodmanProve(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "50-wharf.conf")); !strings.Contains(string(b), `location = "`+s.Addr()+`"`) {
 		t.Errorf("drop-in:\n%s", b)
+	}
+}
+
+// TestSetupDockerWarnsAboutFlag: a daemon started with --registry-mirror
+// (here a stand-in process with that command line) gets a warning, since
+// dockerd refuses the flag and the daemon.json key together.
+func TestSetupDockerWarnsAboutFlag(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "read x", "dockerd", "--registry-mirror", "https://mirror.example")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() }) // EOF ends `read`
+	var out, errb bytes.Buffer
+	code := run([]string{"setup", "docker", "--daemon-config", filepath.Join(t.TempDir(), "daemon.json"),
+		"--mirror", "http://127.0.0.1:5000", "--reload-pid", strconv.Itoa(cmd.Process.Pid)}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "warning: dockerd (pid ") || !strings.Contains(errb.String(), "--registry-mirror https://mirror.example") {
+		t.Errorf("no warning about the flag: %q", errb.String())
 	}
 }
