@@ -316,3 +316,27 @@ func TestApply(t *testing.T) {
 		t.Errorf("left behind: %v", ents)
 	}
 }
+
+func TestFindDocker(t *testing.T) {
+	env := map[string]string{"HOME": "/home/u", "XDG_RUNTIME_DIR": "/run/user/1000"}
+	getenv := func(k string) string { return env[k] }
+	sock := func(p string) bool { return p == "/run/user/1000/docker.sock" }
+	none := func(string) bool { return false }
+	for _, tc := range []struct {
+		name   string
+		euid   int
+		exists func(string) bool
+		host   string
+		want   DockerDaemon
+	}{
+		{"root", 0, sock, "", DockerDaemon{false, "/etc/docker/daemon.json", "unix:///var/run/docker.sock", "/var/run/docker.pid"}},
+		{"user with a rootless daemon", 1000, sock, "", DockerDaemon{true, "/home/u/.config/docker/daemon.json", "unix:///run/user/1000/docker.sock", "/run/user/1000/docker.pid"}},
+		{"user of the system daemon", 1000, none, "", DockerDaemon{false, "/etc/docker/daemon.json", "unix:///var/run/docker.sock", "/var/run/docker.pid"}},
+		{"DOCKER_HOST", 0, none, "tcp://10.0.0.1:2375", DockerDaemon{false, "/etc/docker/daemon.json", "tcp://10.0.0.1:2375", "/var/run/docker.pid"}},
+	} {
+		env["DOCKER_HOST"] = tc.host
+		if got := FindDocker(tc.euid, getenv, tc.exists); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

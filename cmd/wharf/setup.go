@@ -8,11 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/wharf-registry/wharf/config"
@@ -186,7 +182,7 @@ Examples:
   wharf setup docker --apply --daemon-config /tmp/d/daemon.json \
       --reload-pid $(cat /tmp/d/docker.pid) --docker-host unix:///tmp/d/docker.sock`
 
-func cmdSetupDocker(args []string, stdout, stderr io.Writer) (err error) {
+func cmdSetupDocker(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("setup docker", setupDockerSynopsis, stderr)
 	mf := addMirrorFlags(fs)
 	daemonCfg := fs.String("daemon-config", "", "the daemon's config `file` (default: /etc/docker/daemon.json, or the rootless daemon's)")
@@ -206,14 +202,14 @@ func cmdSetupDocker(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	rootless := rootlessDocker()
+	daemon := setup.FindDocker(os.Geteuid(), os.Getenv, func(p string) bool { _, err := os.Stat(p); return err == nil })
 	path := *daemonCfg
 	if path == "" {
-		path = setup.DaemonJSON(rootless, os.Getenv)
+		path = daemon.ConfigPath
 	}
 	host := *dockerHost
 	if host == "" {
-		host = defaultDockerHost(rootless)
+		host = daemon.Host
 	}
 	cur, err := readIfExists(path)
 	if err != nil {
@@ -223,11 +219,11 @@ func cmdSetupDocker(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	kind := "rootful"
-	if rootless {
-		kind = "rootless"
-	}
 	if *daemonCfg == "" {
+		kind := "rootful"
+		if daemon.Rootless {
+			kind = "rootless"
+		}
 		fmt.Fprintf(stdout, "Docker daemon (%s) config: %s\n", kind, path)
 	}
 	fmt.Fprintf(stdout, "mirror: %s\n", plan.Mirror)
@@ -241,123 +237,43 @@ func cmdSetupDocker(args []string, stdout, stderr io.Writer) (err error) {
 
 	pid := *reloadPid
 	if pid == 0 {
-		pid = dockerdPid(rootless)
+		pid = daemon.Pid()
 	}
-	if pid > 0 {
-		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
-			for _, c := range setup.CmdlineConflicts(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")) {
-				fmt.Fprintf(stderr, "warning: dockerd (pid %d) runs with %s; with registry-mirrors in daemon.json too it refuses to start or reload: remove the flag (systemctl edit docker)\n", pid, c)
-			}
-		}
+	for _, c := range setup.FlagConflicts(pid) {
+		fmt.Fprintf(stderr, "warning: dockerd (pid %d) runs with %s; with registry-mirrors in daemon.json too it refuses to start or reload: remove the flag (systemctl edit docker)\n", pid, c)
 	}
 	if !*mf.apply {
 		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{"docker"}, args...)))
 		return nil
 	}
 
-	undo, err := applyChange(plan.Change, stdout)
-	if err != nil {
-		return err
-	}
-	if undo != "" {
-		// The file stays as written when the proof fails: the daemon may
-		// only need wharf started. Say how to go back.
-		defer func() {
-			if err != nil {
-				fmt.Fprintf(stderr, "to undo the change: %s, then reload the daemon\n", undo)
-			}
-		}()
-	}
 	api, err := setup.NewDockerAPI(host)
 	if err != nil {
 		return usageError{err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *mf.timeout)
 	defer cancel()
-	// Reload when the file changed, or when the daemon has not read it yet.
-	listed, _ := api.Mirrors(ctx)
-	if plan.Changed() || !containsMirror(listed, plan.Mirror) {
-		if err := reloadDocker(*reloadPid, rootless, stdout); err != nil {
-			return err
-		}
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = api.WaitMirror(wctx, plan.Mirror)
-	wcancel()
+	written, err := setup.ApplyDocker(ctx, setup.DockerApply{
+		Plan: plan, API: api, Wharf: setup.WharfPulls{HC: hc, Base: plan.Mirror}, Image: img,
+		ReloadPid: *reloadPid, Rootless: daemon.Rootless,
+		Progress: func(s string) { fmt.Fprintln(stdout, s) },
+	}, time.Now())
 	if err != nil {
-		return fmt.Errorf("%w (daemon at %s; pass --docker-host for another daemon, --reload-pid for its pid)", err, host)
-	}
-	fmt.Fprintf(stdout, "docker info lists %s as a registry mirror\n", plan.Mirror)
-	fmt.Fprintf(stdout, "pulling %s through the daemon to prove it...\n", img)
-	if err = setup.ProveDocker(ctx, api, setup.WharfPulls{HC: hc, Base: plan.Mirror}, img, 10*time.Second); err != nil {
+		// The file stays as written: the daemon may only need wharf
+		// started. Say how to go back.
+		switch {
+		case !written.Wrote:
+			err = fmt.Errorf("%w%s", err, rootHint(err))
+		case written.Backup != "":
+			fmt.Fprintf(stderr, "to undo the change: cp %s %s, then reload the daemon\n", written.Backup, path)
+		default:
+			fmt.Fprintf(stderr, "to undo the change: rm %s, then reload the daemon\n", path)
+		}
+		if strings.Contains(err.Error(), "registry mirrors") {
+			err = fmt.Errorf("%w (daemon at %s; pass --docker-host for another daemon, --reload-pid for its pid)", err, host)
+		}
 		return err
 	}
-	fmt.Fprintf(stdout, "proved: the daemon pulled %s and wharf at %s served it\n", img, plan.Mirror)
-	return nil
-}
-
-func containsMirror(list []string, m string) bool {
-	for _, l := range list {
-		if strings.TrimRight(l, "/") == m {
-			return true
-		}
-	}
-	return false
-}
-
-// rootlessDocker: a user (not root) with a rootless daemon's socket.
-func rootlessDocker() bool {
-	if os.Geteuid() == 0 {
-		return false
-	}
-	rt := os.Getenv("XDG_RUNTIME_DIR")
-	if rt == "" {
-		return false
-	}
-	_, err := os.Stat(filepath.Join(rt, "docker.sock"))
-	return err == nil
-}
-
-func defaultDockerHost(rootless bool) string {
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		return h
-	}
-	if rootless {
-		return "unix://" + filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "docker.sock")
-	}
-	return "unix:///var/run/docker.sock"
-}
-
-// dockerdPid reads the daemon's pidfile; 0 when there is none.
-func dockerdPid(rootless bool) int {
-	path := "/var/run/docker.pid"
-	if rootless {
-		path = filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "docker.pid")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-func reloadDocker(pid int, rootless bool, stdout io.Writer) error {
-	if pid > 0 {
-		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-			return fmt.Errorf("reloading dockerd (SIGHUP to pid %d): %w; reload it yourself, then run this command again to prove the mirror", pid, err)
-		}
-		fmt.Fprintf(stdout, "reloaded dockerd (SIGHUP to pid %d)\n", pid)
-		return nil
-	}
-	argv := []string{"systemctl", "reload", "docker"}
-	if rootless {
-		argv = []string{"systemctl", "--user", "reload", "docker"}
-	}
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v: %s; reload the daemon yourself (or pass --reload-pid PID), then run this command again to prove the mirror", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
-	}
-	fmt.Fprintf(stdout, "reloaded the daemon (%s)\n", strings.Join(argv, " "))
 	return nil
 }
 
