@@ -329,18 +329,28 @@ func cmdSetupContainerd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{"containerd"}, args...)))
 		return nil
 	}
+	var undo []string
 	for _, c := range changes {
-		if _, err := applyChange(c, stdout); err != nil {
+		u, err := applyChange(c, stdout)
+		if err != nil {
 			return err
 		}
+		if u != "" {
+			undo = append(undo, u)
+		}
 	}
-	return proveResolve(hc, mirror, img, *mf.timeout, stdout)
+	return proveResolve(hc, mirror, img, *mf.timeout, undo, stdout, stderr)
 }
 
-func proveResolve(hc *http.Client, mirror string, img setup.Image, timeout time.Duration, stdout io.Writer) error {
+// proveResolve proves wharf answers for docker.io; undo lists the
+// commands that take back what was written, printed when it does not.
+func proveResolve(hc *http.Client, mirror string, img setup.Image, timeout time.Duration, undo []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := setup.ProveResolve(ctx, hc, mirror, "docker.io", img); err != nil {
+		if len(undo) > 0 {
+			fmt.Fprintf(stderr, "to undo the change: %s\n", strings.Join(undo, " && "))
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "proved: wharf at %s resolves %s for docker.io\n", mirror, img)
@@ -397,8 +407,13 @@ func cmdSetupPodman(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{"podman"}, args...)))
 		return nil
 	}
-	if _, err := applyChange(c, stdout); err != nil {
+	u, err := applyChange(c, stdout)
+	if err != nil {
 		return err
 	}
-	return proveResolve(hc, mirror, img, *mf.timeout, stdout)
+	var undo []string
+	if u != "" {
+		undo = append(undo, u)
+	}
+	return proveResolve(hc, mirror, img, *mf.timeout, undo, stdout, stderr)
 }
