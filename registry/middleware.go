@@ -72,8 +72,11 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Event is something a person watching the registry cares about.
 type Event struct {
-	Time      time.Time
-	Type      string // push, pull, delete, error
+	Time time.Time
+	// Type is push, pull (a manifest GET), resolve (a manifest HEAD: a
+	// client asking what a tag points at, as Docker does before a pull of
+	// an image it already has), delete or error.
+	Type      string
 	Repo      string
 	Reference string
 	Status    int
@@ -139,6 +142,8 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 		ev.Type = "push"
 	case rt.Kind == KindManifest && r.Method == http.MethodGet:
 		ev.Type = "pull"
+	case rt.Kind == KindManifest && r.Method == http.MethodHead:
+		ev.Type = "resolve"
 	case (rt.Kind == KindManifest || rt.Kind == KindBlob) && r.Method == http.MethodDelete:
 		ev.Type = "delete"
 	default:

@@ -26,6 +26,7 @@ func (s *Server) opsRoutes(mux *http.ServeMux, withMetrics bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("GET /-/status", s.serveStatus)
+	mux.HandleFunc("GET /-/pulls", s.servePulls)
 }
 
 // notFound answers a path that names no endpoint on the main listener, in

@@ -122,6 +122,7 @@ type Server struct {
 	subMu  sync.Mutex
 	subs   map[int]chan Event
 	nextID int
+	pulls  pullLog // what GET /-/pulls lists
 }
 
 // New validates cfg and prepares a server; nothing touches the disk or
@@ -629,6 +630,7 @@ func (s *Server) Subscribe(buffer int) (<-chan Event, func()) {
 }
 
 func (s *Server) publish(e Event) {
+	s.pulls.add(e)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, ch := range s.subs {
