@@ -321,12 +321,18 @@ func cmdSetupContainerd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return applyAndProve("containerd", args, mf, mirror, hc, img, changes, stdout, stderr)
+}
+
+// applyAndProve prints the changes; with --apply it writes them and proves
+// wharf resolves img for docker.io, printing how to undo them when not.
+func applyAndProve(client string, args []string, mf mirrorFlags, mirror string, hc *http.Client, img setup.Image, changes []setup.Change, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "mirror: %s\n", mirror)
 	for _, c := range changes {
 		printChange(stdout, c)
 	}
 	if !*mf.apply {
-		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{"containerd"}, args...)))
+		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{client}, args...)))
 		return nil
 	}
 	var undo []string
@@ -401,19 +407,5 @@ func cmdSetupPodman(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "mirror: %s\n", mirror)
-	printChange(stdout, c)
-	if !*mf.apply {
-		fmt.Fprintf(stdout, "\nNothing written. To apply and prove it:\n  %s\n", applyCommand(append([]string{"podman"}, args...)))
-		return nil
-	}
-	u, err := applyChange(c, stdout)
-	if err != nil {
-		return err
-	}
-	var undo []string
-	if u != "" {
-		undo = append(undo, u)
-	}
-	return proveResolve(hc, mirror, img, *mf.timeout, undo, stdout, stderr)
+	return applyAndProve("podman", args, mf, mirror, hc, img, []setup.Change{c}, stdout, stderr)
 }
