@@ -22,7 +22,7 @@ var layers = [][]string{
 	{"hosted"},
 	{"auth", "certs"},
 	{"registry"},
-	{"server"},
+	{"server", "setup"},
 	{"gui"},
 	{"cmd/wharf", "cmd/wharf-desktop"},
 }

@@ -1,72 +1,504 @@
 package cache
 
+// A blob miss, top to bottom: the first client to ask for a digest starts
+// one upstream download (a fill); every client asking while it runs joins
+// it. The fill runs three loops, none waiting on another except through
+// the bounded window between them:
+//
+//	upstream socket ──receive──▶ window (memory, ≤ windowChunks) ──persist──▶ temp file ──▶ hash (storage, behind)
+//	                                   │                                          │
+//	                                   └─────────── copyTo: clients ◀─────────────┘
+//
+// Clients are served from the window as soon as bytes arrive, so neither
+// the file write nor the hash sits between the upstream and the clients.
+// A client that falls behind the window reads the file instead. The window
+// frees a chunk only once it is on disk, so a slow disk slows the download
+// (memory stays bounded), but a slow client never does. The last byte of
+// every response is held back until the whole blob matched its digest;
+// only then is the file fsynced, renamed into place and indexed.
+
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/storage"
+	"github.com/wharf-registry/wharf/upstream"
 )
 
+const (
+	// chunkSize is the window's unit: large enough that a client write or
+	// a file write moves a lot at once, small enough to free memory often.
+	chunkSize = 1 << 20
+	// windowChunks bounds one fill's memory. Past it, the download waits
+	// for the file write to catch up.
+	windowChunks = 16
+	// sharedChunks is how many chunks beyond its first all of a proxy's
+	// fills may hold together, so many fills at once stay within memory.
+	sharedChunks = 64
+	// maxResumes bounds how often one fill resumes a broken upstream stream.
+	maxResumes = 3
+)
+
+// openFill returns a running fill of d for a client of repo: the one
+// already running, or a new one.
+func (p *Proxy) openFill(ctx context.Context, repo, canon string, d oci.Digest) (*Blob, error) {
+	f, started := p.joinOrStart(repo, canon, d)
+	if !started && f.repo != canon {
+		// Another repository's fill: the same digest is not proof that
+		// this repository may see it upstream.
+		if _, err := p.o.Upstream.HeadBlob(ctx, repo, string(d)); err != nil {
+			f.release()
+			return nil, p.upstreamError(err, "blob", d.String())
+		}
+	}
+	if err := f.waitReady(ctx); err != nil {
+		f.release()
+		if started || !isCtxErr(err) {
+			return nil, p.upstreamError(err, "blob", d.String())
+		}
+		return nil, err
+	}
+	src := SourceMiss
+	if !started {
+		f.mu.Lock()
+		verified := f.verified
+		f.mu.Unlock()
+		if verified {
+			// Downloaded and verified, only its commit still running:
+			// for this client it is a hit, and nothing was coalesced.
+			src = SourceHit
+		} else {
+			p.o.Metrics.CoalescedFetch(p.o.Name)
+		}
+	}
+	return &Blob{Digest: d, Size: f.size, Source: src, fill: f, proxy: p}, nil
+}
+
+// joinOrStart returns the running fill for d, or starts one.
+func (p *Proxy) joinOrStart(repo, canon string, d oci.Digest) (*fill, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f, ok := p.fills[d]; ok {
+		f.acquire()
+		return f, false
+	}
+	f := newFill(d, canon, &p.chunks)
+	p.fills[d] = f
+	f.refs++ // the fill goroutine's own reference
+	p.wg.Add(1)
+	go p.run(f, repo)
+	return f, true
+}
+
+// run downloads, verifies and commits one blob, detached from every
+// client: the first one hanging up does not abort it.
+func (p *Proxy) run(f *fill, repo string) {
+	defer p.wg.Done()
+	defer f.release()
+	p.o.Lifecycle.acquire(f.digest) // not evictable while it is written
+	defer p.o.Lifecycle.release(f.digest)
+	ctx, cancel := context.WithTimeout(p.ctx, p.o.FillTimeout)
+	defer cancel()
+	start := p.o.Now()
+	err := p.download(ctx, f, repo)
+	f.finish(err)
+	p.mu.Lock()
+	delete(p.fills, f.digest)
+	p.mu.Unlock()
+	f.mu.Lock()
+	joined, received := f.waiters, f.received
+	f.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, storage.ErrNoSpace) {
+			p.log.Warn("data disk full: blob not cached; evicting cached content to make room", "repo", repo, "digest", f.digest, "err", err)
+			p.o.Lifecycle.RelieveDiskPressure()
+			return
+		}
+		p.log.Warn("upstream blob fetch failed; nothing cached", "repo", repo, "digest", f.digest, "err", err)
+		return
+	}
+	p.o.Lifecycle.Kick()
+	p.log.Info("cached blob", "repo", repo, "digest", f.digest, "bytes", received, "clients_joined", joined,
+		"duration", p.o.Now().Sub(start).Round(time.Millisecond))
+}
+
+// download fetches the blob into the window and the temp file, verifies
+// it, releases the held-back bytes, and commits it to the store and index.
+func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) {
+	readyClosed := false
+	defer func() {
+		if !readyClosed {
+			f.mu.Lock()
+			f.err = err
+			f.mu.Unlock()
+			close(f.ready)
+		}
+	}()
+	body, size, err := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), 0)
+	if err != nil {
+		return err
+	}
+	defer func() { body.Close() }()
+	w, err := p.o.Store.NewWriter(f.digest.Algorithm())
+	if err != nil {
+		return fmt.Errorf("cache: temp file for %s: %w", f.digest, err)
+	}
+	defer w.Abort()
+	w.Preallocate(size)
+	rf, err := w.OpenReader()
+	if err != nil {
+		return fmt.Errorf("cache: read handle on the temp file of %s: %w", f.digest, err)
+	}
+	f.mu.Lock()
+	f.size, f.file = size, rf
+	f.mu.Unlock()
+	close(f.ready)
+	readyClosed = true
+
+	persisted := make(chan error, 1)
+	go func() { persisted <- f.persist(ctx, w) }()
+	rerr := p.receiveAll(ctx, f, repo, &body, size)
+	f.endReceive(rerr)
+	if perr := <-persisted; rerr == nil {
+		rerr = perr
+	}
+	if rerr != nil {
+		return rerr
+	}
+	if err := w.Verify(f.digest, size); err != nil {
+		return fmt.Errorf("upstream sent bad content for %s: %w", f.digest, err)
+	}
+	// Readers may finish now; making the copy durable (fsync, rename,
+	// index) need not delay them.
+	f.verify()
+	release := p.o.Store.HoldBlob(f.digest) // no GC or eviction of this digest meanwhile
+	defer release()
+	if err := w.Commit(f.digest, size); err != nil {
+		return fmt.Errorf("caching %s: %w", f.digest, err)
+	}
+	p.o.Metrics.CacheFilled(p.o.Name, w.Size())
+	now := p.o.Now()
+	// The file is in place: its record must follow even when Shutdown is
+	// cancelling the fill (Update gives up on a conflict retry once ctx
+	// ends), or the file stays unindexed, and after a clean stop nothing
+	// reconciles it.
+	err = p.o.Index.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
+		if _, err := tx.Blob(f.digest); errors.Is(err, index.ErrNotFound) {
+			if err := tx.PutBlob(index.BlobRecord{Digest: f.digest, Size: w.Size(), Created: now, LastAccess: now, Origin: p.o.Name}); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		return tx.LinkBlob(f.repo, f.digest)
+	})
+	if err != nil {
+		return fmt.Errorf("cache: indexing %s in %s: %w", f.digest, f.repo, err)
+	}
+	return nil
+}
+
+// receiveAll reads the upstream body into the window, resuming a stream
+// that breaks mid-way (a CDN hiccup) where it stopped rather than starting
+// over; the digest check at the end covers the joined stream.
+// body is replaced by each resumed stream, so the caller closes the last.
+func (p *Proxy) receiveAll(ctx context.Context, f *fill, repo string, body *io.ReadCloser, size int64) error {
+	for resumes := 0; ; resumes++ {
+		err := f.receive(ctx, *body)
+		if err == nil {
+			return nil
+		}
+		at := f.receivedBytes()
+		if !upstream.IsUnavailable(err) || ctx.Err() != nil || resumes >= maxResumes || (size >= 0 && at >= size) {
+			return err
+		}
+		p.log.Warn("upstream blob stream broke; resuming", "repo", repo, "digest", f.digest, "offset", at, "err", err)
+		next, _, gerr := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), at)
+		if gerr != nil {
+			return gerr
+		}
+		(*body).Close()
+		*body = next
+	}
+}
+
+// --- the shared stream ---
+
 // fill is one upstream download of a blob, shared by every client that
-// asks for it while it runs. The bytes go to a temp file as they arrive;
-// readers follow the writer through a second file handle (ReadAt), waking
-// on each chunk. Nothing about a fill depends on any client: it runs on
-// its own context, so the first client hanging up does not abort it.
+// asks for it while it runs.
 type fill struct {
 	digest oci.Digest
 	repo   string // canonical repository that started it
+	budget *chunkBudget
 
 	ready chan struct{} // closed once the upstream answered (size known) or failed
 	size  int64         // -1 when the upstream sent no length; set before ready closes
 
-	mu       sync.Mutex
-	written  int64
-	done     bool
-	verified bool
-	err      error
-	changed  chan struct{} // closed and replaced on every change
-	file     *os.File      // read handle on the temp (then final) file
-	refs     int
-	waiters  int // clients that joined rather than started the fill
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced on every change
+	window    []*chunk      // contiguous, oldest first, ending at received
+	received  int64         // bytes from the upstream
+	persisted int64         // bytes written to the temp file; ≤ received
+	ended     bool          // receive is over: received is final, or err is set
+	verified  bool          // every byte matched the digest
+	done      bool
+	err       error
+	file      *os.File // read handle on the temp (then final) file
+	refs      int
+	waiters   int // clients that joined rather than started the fill
 }
 
-func newFill(d oci.Digest, repo string) *fill {
-	return &fill{digest: d, repo: repo, ready: make(chan struct{}), size: -1, changed: make(chan struct{}), refs: 1}
+// chunk is a piece of the window: bytes [off, off+len(buf)) of the blob,
+// filled up to received. Readers hold a reference while they write from
+// it, so it is recycled only after the last of them is done.
+type chunk struct {
+	off    int64
+	buf    []byte
+	pooled *[]byte // buf's buffer from chunkPool, returned there
+	shared bool    // took a place in the proxy's budget
+	refs   atomic.Int32
 }
 
-// progress records n more bytes on disk and wakes readers.
-func (f *fill) progress(n int64) {
-	f.mu.Lock()
-	f.written += n
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+func (c *chunk) unref(b *chunkBudget) {
+	if c.refs.Add(-1) != 0 {
+		return
+	}
+	if c.shared {
+		b.put()
+	}
+	if c.pooled != nil {
+		chunkPool.Put(c.pooled)
+	}
+}
+
+// chunkBudget is how many chunks past their first the fills of one proxy
+// may hold at once.
+type chunkBudget struct{ used atomic.Int32 }
+
+func (b *chunkBudget) take() bool {
+	if b.used.Add(1) > sharedChunks {
+		b.used.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *chunkBudget) put() { b.used.Add(-1) }
+
+func newFill(d oci.Digest, repo string, b *chunkBudget) *fill {
+	return &fill{digest: d, repo: repo, budget: b, ready: make(chan struct{}), size: -1, changed: make(chan struct{}), refs: 1}
+}
+
+// broadcast wakes everyone waiting on a change; f.mu must be held.
+func (f *fill) broadcast() {
 	close(f.changed)
 	f.changed = make(chan struct{})
+}
+
+func (f *fill) receivedBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.received
+}
+
+// receive moves body into the window until EOF, an error, or the fill
+// failing elsewhere (the file write).
+func (f *fill) receive(ctx context.Context, body io.Reader) error {
+	for {
+		if at := f.receivedBytes(); f.size >= 0 && at >= f.size {
+			return expectEOF(body, f.size)
+		}
+		c, err := f.room(ctx)
+		if err != nil {
+			return err
+		}
+		at := f.receivedBytes() - c.off
+		n, rerr := body.Read(c.buf[at:])
+		if n > 0 {
+			f.mu.Lock()
+			f.received += int64(n)
+			f.broadcast()
+			f.mu.Unlock()
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// expectEOF reads the end of a body that sent all size bytes it announced.
+func expectEOF(body io.Reader, size int64) error {
+	var one [1]byte
+	n, err := io.ReadFull(body, one[:])
+	switch {
+	case n > 0:
+		return oci.Errorf(oci.CodeSizeInvalid, "the upstream sent more than the %d bytes it announced", size)
+	case errors.Is(err, io.EOF):
+		return nil
+	}
+	return err
+}
+
+// room returns the chunk the next bytes go into: the newest one while it
+// has space, else a new one. A fill may always have one chunk; more come
+// from the proxy's shared budget, up to windowChunks. When the window can
+// grow no more, its oldest chunk goes once it is on disk (readers still on
+// it finish from their own reference, later ones read the file), waiting
+// for the file write if need be.
+func (f *fill) room(ctx context.Context) (*chunk, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if f.err != nil {
+			return nil, f.err // the file write failed
+		}
+		n := len(f.window)
+		if n > 0 {
+			if last := f.window[n-1]; f.received < last.off+int64(len(last.buf)) {
+				return last, nil
+			}
+		}
+		if n == 0 {
+			return f.newChunk(false), nil
+		}
+		if n < windowChunks && f.budget.take() {
+			return f.newChunk(true), nil
+		}
+		if old := f.window[0]; old.off+int64(len(old.buf)) <= f.persisted {
+			f.window = f.window[1:]
+			old.unref(f.budget)
+			continue
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			f.mu.Lock()
+			return nil, ctx.Err()
+		}
+		f.mu.Lock()
+	}
+}
+
+// newChunk appends a chunk starting at received; shared says it holds a
+// place in the budget. A chunk never reaches past a known size, so a small
+// blob costs only its own size in memory. f.mu must be held.
+func (f *fill) newChunk(shared bool) *chunk {
+	c := &chunk{off: f.received, shared: shared}
+	if n := f.size - f.received; f.size >= 0 && n < chunkSize {
+		c.buf = make([]byte, n)
+	} else {
+		c.pooled = chunkPool.Get().(*[]byte)
+		c.buf = *c.pooled
+	}
+	c.refs.Store(1) // the window's
+	f.window = append(f.window, c)
+	return c
+}
+
+// endReceive marks the end of the upstream stream; err != nil fails the
+// fill at once, so the file write and readers stop.
+func (f *fill) endReceive(err error) {
+	f.mu.Lock()
+	f.ended = true
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	f.broadcast()
 	f.mu.Unlock()
+}
+
+// persist writes the window to the temp file as bytes arrive, until the
+// stream ended and every byte is written.
+func (f *fill) persist(ctx context.Context, w io.Writer) error {
+	for {
+		f.mu.Lock()
+		for f.persisted == f.received && !f.ended && f.err == nil {
+			ch := f.changed
+			f.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			f.mu.Lock()
+		}
+		if f.err != nil || (f.ended && f.persisted == f.received) {
+			f.mu.Unlock()
+			return nil // receive reports its own failure
+		}
+		c := f.chunkAt(f.persisted)
+		seg := c.buf[f.persisted-c.off : min(f.received-c.off, int64(len(c.buf)))]
+		f.mu.Unlock()
+		n, err := w.Write(seg)
+		f.mu.Lock()
+		f.persisted += int64(n)
+		if err != nil && f.err == nil {
+			f.err = err
+		}
+		f.broadcast()
+		f.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// chunkAt is the window's chunk holding byte pos, nil when pos is before
+// the window (then it is on disk) or not received yet; f.mu must be held.
+func (f *fill) chunkAt(pos int64) *chunk {
+	if pos >= f.received {
+		return nil
+	}
+	for i := len(f.window) - 1; i >= 0; i-- {
+		if c := f.window[i]; pos >= c.off {
+			return c
+		}
+	}
+	return nil
 }
 
 // verify releases the held-back bytes: the content matched its digest.
 func (f *fill) verify() {
 	f.mu.Lock()
 	f.verified = true
-	close(f.changed)
-	f.changed = make(chan struct{})
+	f.broadcast()
 	f.mu.Unlock()
 }
 
 // finish ends the fill: err == nil means the blob was verified and
 // committed. A commit that fails after verification leaves verified set:
-// readers still got correct bytes; only the cache copy is lost.
+// readers still got correct bytes; only the cache copy is lost. The window
+// goes: readers still behind it read the file.
 func (f *fill) finish(err error) {
 	f.mu.Lock()
-	f.done, f.err = true, err
+	f.done, f.ended = true, true
+	if f.err == nil {
+		f.err = err
+	}
 	if err == nil {
 		f.verified = true
 	}
-	close(f.changed)
-	f.changed = make(chan struct{})
+	for _, c := range f.window {
+		c.unref(f.budget)
+	}
+	f.window = nil
+	f.broadcast()
 	f.mu.Unlock()
 }
 
@@ -107,32 +539,36 @@ func (f *fill) waitReady(ctx context.Context) error {
 	}
 }
 
+// StreamTo writes bytes [start, end] of a downloading blob (end < 0: to
+// the end). An error after the first byte means the client must be cut off.
+func (b *Blob) StreamTo(ctx context.Context, w io.Writer, start, end int64) (int64, error) {
+	return b.fill.copyTo(ctx, w, start, end, nil)
+}
+
 // copyTo streams bytes [start, end] (end < 0: to the end) to w as they
-// arrive. The last byte of the requested span is held back until the
-// whole blob is verified, so a corrupt or truncated upstream stream never
-// reaches a client as a complete body: the caller aborts the connection
-// on the returned error instead.
+// arrive: from the window while they are in it, else from the file. The
+// last byte of the requested span is held back until the whole blob is
+// verified, so a corrupt or truncated upstream stream never reaches a
+// client as a complete body: the caller aborts the connection on the
+// returned error instead. buf (allocated when nil) carries file reads
+// when w cannot take the file itself.
 func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []byte) (int64, error) {
 	pos := start
 	var sent int64
-	// A writer that can take a file (an HTTP response: sendfile) gets a
-	// handle of its own, with its own offset, so the kernel copies and
-	// concurrent readers do not share a position.
+	// A writer that can take a file (an HTTP/1.1 response: sendfile) gets
+	// a handle of its own for the bytes behind the window, with its own
+	// offset, so the kernel copies and readers do not share a position.
+	_, sendfile := w.(io.ReaderFrom)
 	var own *os.File
-	if _, ok := w.(io.ReaderFrom); ok {
-		f.mu.Lock()
-		shared := f.file
-		f.mu.Unlock()
-		if h, err := reopen(shared); err == nil {
-			own = h
-			defer own.Close()
+	defer func() {
+		if own != nil {
+			own.Close()
 		}
-	}
+	}()
 	for {
 		f.mu.Lock()
-		written, done, verified, ferr, ch, file := f.written, f.done, f.verified, f.err, f.changed, f.file
+		received, persisted, verified, ended, ferr, ch, file := f.received, f.persisted, f.verified, f.ended, f.err, f.changed, f.file
 		size := f.size
-		f.mu.Unlock()
 
 		target := int64(-1) // one past the last byte wanted, when known
 		switch {
@@ -141,20 +577,42 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		case size >= 0:
 			target = size
 		case verified:
-			target = written
+			target = received
 		}
-		limit := written
+		limit := received
 		if target >= 0 && limit > target {
 			limit = target
 		}
 		if !verified && (target < 0 || limit >= target) {
 			limit-- // hold back the final byte until verified
 		}
-		if pos < limit && own != nil {
-			if _, err := own.Seek(pos, io.SeekStart); err != nil {
-				return sent, err
+		if pos < limit {
+			if c := f.chunkAt(pos); c != nil {
+				seg := c.buf[pos-c.off : min(limit-c.off, int64(len(c.buf)))]
+				c.refs.Add(1)
+				f.mu.Unlock()
+				k, err := w.Write(seg)
+				c.unref(f.budget)
+				pos += int64(k)
+				sent += int64(k)
+				if err != nil {
+					return sent, err
+				}
+				continue
 			}
-			k, err := io.Copy(w, io.LimitReader(own, limit-pos))
+		}
+		f.mu.Unlock()
+		if onDisk := min(limit, persisted); pos < onDisk {
+			// Behind the window: on disk (the window frees only written chunks).
+			if sendfile && own == nil {
+				if own, _ = reopen(file); own == nil {
+					sendfile = false
+				}
+			}
+			if own == nil && buf == nil {
+				buf = make([]byte, 256<<10)
+			}
+			k, err := copyFile(w, own, file, pos, onDisk, buf)
 			pos += k
 			sent += k
 			if err != nil {
@@ -162,29 +620,10 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			}
 			continue
 		}
-		if pos < limit {
-			n := limit - pos
-			if n > int64(len(buf)) {
-				n = int64(len(buf))
-			}
-			m, err := file.ReadAt(buf[:n], pos)
-			if m > 0 {
-				k, werr := w.Write(buf[:m])
-				pos += int64(k)
-				sent += int64(k)
-				if werr != nil {
-					return sent, werr
-				}
-			}
-			if err != nil && !errors.Is(err, io.EOF) {
-				return sent, err
-			}
-			continue
-		}
 		if verified && target >= 0 && pos >= target {
 			return sent, nil
 		}
-		if done && ferr != nil {
+		if ended && ferr != nil {
 			return sent, ferr
 		}
 		// About to wait for the upstream: push what the client has so far
@@ -198,6 +637,29 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			return sent, ctx.Err()
 		}
 	}
+}
+
+// copyFile writes bytes [pos, limit) of the file to w: through own, a
+// handle w can sendfile from, when there is one, else through buf.
+func copyFile(w io.Writer, own, file *os.File, pos, limit int64, buf []byte) (int64, error) {
+	if own != nil {
+		if _, err := own.Seek(pos, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return io.Copy(w, io.LimitReader(own, limit-pos))
+	}
+	n := min(limit-pos, int64(len(buf)))
+	m, err := file.ReadAt(buf[:n], pos)
+	if m > 0 {
+		k, werr := w.Write(buf[:m])
+		if werr != nil {
+			return int64(k), werr
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return int64(m), err
+	}
+	return int64(m), nil
 }
 
 // reopen opens a second handle on the file f has open. It works after the

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +26,18 @@ import (
 	"github.com/wharf-registry/wharf/upstream"
 )
 
-// newTestFill makes a fill whose "download" the test drives by hand.
-func newTestFill(t *testing.T, size int64) (*fill, *os.File) {
+// testFill is a fill whose upstream body the test writes (in) and whose
+// file write it can hold (gate), driven by the fill's own receive and
+// persist loops.
+type testFill struct {
+	f        *fill
+	in       *io.PipeWriter
+	gate     chan struct{} // file writes wait until it is closed
+	received chan error
+	persist  chan error
+}
+
+func newTestFill(t *testing.T, size int64, gated bool) *testFill {
 	t.Helper()
 	w, err := os.Create(filepath.Join(t.TempDir(), "blob"))
 	if err != nil {
@@ -36,19 +47,125 @@ func newTestFill(t *testing.T, size int64) (*fill, *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close(); r.Close() })
-	f := newFill(oci.Digest("sha256:x"), "p/r")
+	f := newFill(oci.Digest("sha256:x"), "p/r", &chunkBudget{})
 	f.size, f.file = size, r
 	close(f.ready)
-	return f, w
+	tf := &testFill{f: f, gate: make(chan struct{}), received: make(chan error, 1), persist: make(chan error, 1)}
+	if !gated {
+		close(tf.gate)
+	}
+	pr, pw := io.Pipe()
+	tf.in = pw
+	ctx := context.Background()
+	go func() { tf.persist <- f.persist(ctx, gatedWriter{w, tf.gate}) }()
+	go func() {
+		err := f.receive(ctx, pr)
+		f.endReceive(err)
+		tf.received <- err
+	}()
+	t.Cleanup(func() {
+		pw.CloseWithError(errors.New("test over"))
+		select {
+		case <-tf.gate:
+		default:
+			close(tf.gate)
+		}
+		<-tf.received
+		<-tf.persist
+		f.finish(errors.New("test over"))
+		w.Close()
+		r.Close()
+	})
+	return tf
 }
 
-func write(t *testing.T, f *fill, w *os.File, b []byte) {
+type gatedWriter struct {
+	w    io.Writer
+	gate chan struct{}
+}
+
+func (g gatedWriter) Write(p []byte) (int, error) {
+	<-g.gate
+	return g.w.Write(p)
+}
+
+func (tf *testFill) write(t *testing.T, b []byte) {
 	t.Helper()
-	if _, err := w.Write(b); err != nil {
+	if _, err := tf.in.Write(b); err != nil {
 		t.Fatal(err)
 	}
-	f.progress(int64(len(b)))
+}
+
+// end closes the upstream body and waits until every byte is on disk.
+func (tf *testFill) end(t *testing.T) {
+	t.Helper()
+	tf.in.Close()
+	if err := <-tf.received; err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	if err := <-tf.persist; err != nil {
+		t.Fatalf("persist: %v", err)
+	}
+	tf.received <- nil
+	tf.persist <- nil
+}
+
+// waitFill waits until cond holds for f (checked under its lock at every change).
+func waitFill(t *testing.T, f *fill, what string, cond func(f *fill) bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		f.mu.Lock()
+		ok, ch := cond(f), f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("fill never reached: %s", what)
+		}
+	}
+}
+
+// counting is a client that reports how many bytes it has on a channel.
+type counting struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	got chan int64
+}
+
+func newCounting() *counting { return &counting{got: make(chan int64, 1<<16)} }
+
+func (c *counting) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, _ := c.buf.Write(p)
+	c.got <- int64(c.buf.Len())
+	return n, nil
+}
+
+func (c *counting) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf.Bytes())
+}
+
+// waitBytes waits until the client has n bytes.
+func (c *counting) waitBytes(t *testing.T, n int64) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case got := <-c.got:
+			if got >= n {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("client never got %d bytes (has %d)", n, len(c.bytes()))
+		}
+	}
 }
 
 type result struct {
@@ -57,37 +174,43 @@ type result struct {
 }
 
 func TestFillHoldsBackLastByteUntilVerified(t *testing.T) {
-	f, w := newTestFill(t, 10)
-	var out bytes.Buffer
+	tf := newTestFill(t, 10, false)
+	out := newCounting()
 	done := make(chan result, 1)
 	go func() {
-		n, err := f.copyTo(context.Background(), &syncBuf{b: &out}, 0, -1, make([]byte, 4))
+		n, err := tf.f.copyTo(context.Background(), out, 0, -1, make([]byte, 4))
 		done <- result{n, err}
 	}()
-	write(t, f, w, []byte("0123456789"))
+	tf.write(t, []byte("0123456789"))
+	tf.end(t)
+	out.waitBytes(t, 9)
 	select {
 	case r := <-done:
 		t.Fatalf("copy finished before verification: %+v", r)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
-	f.verify()
+	if got := string(out.bytes()); got != "012345678" {
+		t.Fatalf("before verification the client has %q", got)
+	}
+	tf.f.verify()
 	r := <-done
-	if r.err != nil || r.n != 10 {
-		t.Fatalf("after verify: %+v", r)
+	if r.err != nil || r.n != 10 || string(out.bytes()) != "0123456789" {
+		t.Fatalf("after verify: %+v %q", r, out.bytes())
 	}
 }
 
 func TestFillFailureNeverDeliversLastByte(t *testing.T) {
-	f, w := newTestFill(t, 10)
-	buf := &syncBuf{b: &bytes.Buffer{}}
+	tf := newTestFill(t, 10, false)
+	out := newCounting()
 	done := make(chan result, 1)
 	go func() {
-		n, err := f.copyTo(context.Background(), buf, 0, -1, make([]byte, 4))
+		n, err := tf.f.copyTo(context.Background(), out, 0, -1, make([]byte, 4))
 		done <- result{n, err}
 	}()
-	write(t, f, w, []byte("0123456789"))
+	tf.write(t, []byte("0123456789"))
+	tf.end(t)
 	bad := errors.New("digest mismatch")
-	f.finish(bad)
+	tf.f.finish(bad)
 	r := <-done
 	if !errors.Is(r.err, bad) || r.n != 9 {
 		t.Fatalf("got %+v, want 9 bytes and the failure", r)
@@ -95,33 +218,107 @@ func TestFillFailureNeverDeliversLastByte(t *testing.T) {
 }
 
 func TestFillRangeAndLateJoiner(t *testing.T) {
-	f, w := newTestFill(t, 10)
-	write(t, f, w, []byte("01234"))
+	tf := newTestFill(t, 10, false)
+	tf.write(t, []byte("01234"))
 	done := make(chan result, 1)
-	out := &syncBuf{b: &bytes.Buffer{}}
+	out := newCounting()
 	go func() {
-		n, err := f.copyTo(context.Background(), out, 2, 6, make([]byte, 64))
+		n, err := tf.f.copyTo(context.Background(), out, 2, 6, make([]byte, 64))
 		done <- result{n, err}
 	}()
-	write(t, f, w, []byte("56789"))
-	f.finish(nil)
+	tf.write(t, []byte("56789"))
+	tf.end(t)
+	tf.f.finish(nil)
 	r := <-done
-	if r.err != nil || out.String() != "23456" {
-		t.Fatalf("range: %+v %q", r, out.String())
+	if r.err != nil || string(out.bytes()) != "23456" {
+		t.Fatalf("range: %+v %q", r, out.bytes())
 	}
 }
 
 func TestFillReaderCancel(t *testing.T) {
-	f, _ := newTestFill(t, 10)
+	tf := newTestFill(t, 10, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
-		n, err := f.copyTo(ctx, &syncBuf{b: &bytes.Buffer{}}, 0, -1, make([]byte, 4))
+		n, err := tf.f.copyTo(ctx, newCounting(), 0, -1, make([]byte, 4))
 		done <- result{n, err}
 	}()
 	cancel()
 	if r := <-done; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("got %+v", r)
+	}
+}
+
+// TestFillServesClientsBeforeTheFileWrite: the file write is held, yet a
+// client gets every byte received so far (but the held-back last one):
+// the disk is not between the upstream and the clients.
+func TestFillServesClientsBeforeTheFileWrite(t *testing.T) {
+	const size = 3<<20 + 5
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	tf := newTestFill(t, size, true)
+	out := newCounting()
+	done := make(chan result, 1)
+	go func() {
+		n, err := tf.f.copyTo(context.Background(), out, 0, -1, make([]byte, 64<<10))
+		done <- result{n, err}
+	}()
+	tf.write(t, data)
+	out.waitBytes(t, size-1)
+	tf.f.mu.Lock()
+	persisted := tf.f.persisted
+	tf.f.mu.Unlock()
+	if persisted != 0 {
+		t.Fatalf("%d bytes reached the file while its write was held", persisted)
+	}
+	close(tf.gate)
+	tf.end(t)
+	tf.f.verify()
+	if r := <-done; r.err != nil || !bytes.Equal(out.bytes(), data) {
+		t.Fatalf("got %+v, %d bytes", r, len(out.bytes()))
+	}
+}
+
+// TestFillWindowIsBounded: with the file write held, the download stops
+// once the window is full, whatever the blob size; once the write goes on,
+// a client that joins late starts from the file and gets every byte right.
+func TestFillWindowIsBounded(t *testing.T) {
+	const size = (windowChunks+4)<<20 + 7
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{4}).Read(data)
+	tf := newTestFill(t, size, true)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		tf.in.Write(data)
+	}()
+	full := int64(windowChunks * chunkSize)
+	waitFill(t, tf.f, "a full window", func(f *fill) bool { return f.received == full })
+	// Nothing can free a chunk while the write is held: the next chunk would
+	// have to come from the oldest one, and that is not on disk.
+	tf.f.mu.Lock()
+	received, window := tf.f.received, len(tf.f.window)
+	tf.f.mu.Unlock()
+	if received != full || window != windowChunks {
+		t.Fatalf("received %d in %d chunks with the file write held; want %d in %d", received, window, full, windowChunks)
+	}
+	close(tf.gate)
+	<-fed
+	tf.end(t)
+	tf.f.mu.Lock()
+	start := tf.f.window[0].off
+	tf.f.mu.Unlock()
+	if start == 0 {
+		t.Fatal("the window never moved")
+	}
+	tf.f.verify()
+	late := newCounting()
+	n, err := tf.f.copyTo(context.Background(), late, 0, -1, make([]byte, 64<<10))
+	if err != nil || n != size || !bytes.Equal(late.bytes(), data) {
+		t.Fatalf("late client: %d bytes, %v", n, err)
+	}
+	if tf.f.budget.used.Load() > windowChunks {
+		t.Fatalf("budget holds %d chunks", tf.f.budget.used.Load())
 	}
 }
 
@@ -201,11 +398,6 @@ func TestBodyCacheBudget(t *testing.T) {
 		t.Fatal("oversized body cached")
 	}
 }
-
-type syncBuf struct{ b *bytes.Buffer }
-
-func (s *syncBuf) Write(p []byte) (int, error) { return s.b.Write(p) }
-func (s *syncBuf) String() string              { return s.b.String() }
 
 // BenchmarkColdFill pulls a blob the cache does not have through a Proxy
 // (upstream client, fill, storage, HTTP response as the registry writes

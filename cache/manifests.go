@@ -30,6 +30,9 @@ type Manifest struct {
 // (which Docker Hub does not count against the pull limit) revalidates it,
 // and a GET goes upstream only for a digest not cached yet. When the
 // upstream fails, a cached tag is served stale.
+//
+// Whatever goes upstream goes once for all the requests asking the same
+// thing at the same time (see flight).
 func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference, accept []string, head bool) (Manifest, error) {
 	canon := p.canonical(repo)
 	if ref.Digest != "" {
@@ -39,7 +42,7 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 			}
 			return m, err
 		}
-		return p.fetchManifest(ctx, repo, canon, ref, accept, head)
+		return p.manifestByDigest(ctx, repo, canon, ref.Digest, accept, head)
 	}
 
 	d, checked, rec, err := p.cachedTag(canon, ref.Tag)
@@ -75,54 +78,197 @@ func (p *Proxy) GetManifest(ctx context.Context, repo string, ref oci.Reference,
 			return m, nil
 		}
 	}
-	// Revalidate (or resolve) the tag with a HEAD.
-	desc, err := p.o.Upstream.HeadManifest(ctx, repo, ref.Tag, accept)
-	if err != nil {
-		if staleable(err) {
-			p.noteOutage(err)
+	return p.manifestByTag(ctx, repo, canon, ref.Tag, d, accept, head)
+}
+
+// manifestByTag resolves (or revalidates) a tag upstream and answers with
+// its manifest, sharing the upstream HEAD and GET with every request for
+// the same tag and media types under way. cached is the digest the cache
+// holds for the tag ("" for none), served stale if the upstream fails.
+func (p *Proxy) manifestByTag(ctx context.Context, repo, canon, tag string, cached oci.Digest, accept []string, head bool) (Manifest, error) {
+	key := flightKey("tag", canon, tag, accept)
+	g := p.manifestFlights()
+	f, leader := g.join(key, !head)
+	if leader {
+		fctx, cancel := p.flightContext(ctx)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer cancel()
+			p.runTagFlight(fctx, key, f, repo, canon, tag, accept)
+		}()
+	}
+	if err := wait(ctx, f.resolved); err != nil {
+		return Manifest{}, err
+	}
+	if !leader {
+		p.o.Metrics.CoalescedFetch(p.o.Name)
+	}
+	if err := f.checkErr; err != nil {
+		if le, ok := err.(localError); ok {
+			return Manifest{}, le.err
 		}
-		if d != "" && staleable(err) {
-			if m, ok, cerr := p.cachedManifest(canon, d, accept, head); cerr == nil && ok {
-				p.log.Warn("upstream failed; serving cached tag stale", "repo", repo, "tag", ref.Tag, "digest", d, "err", err)
+		if cached != "" && staleable(err) {
+			if m, ok, cerr := p.cachedManifest(canon, cached, accept, head); cerr == nil && ok {
 				p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceStale))
 				m.Source = SourceStale
 				return m, nil
 			}
 		}
-		return Manifest{}, p.upstreamError(err, "manifest", repo+":"+ref.Tag)
+		return Manifest{}, p.upstreamError(err, "manifest", repo+":"+tag)
 	}
-	ud, perr := oci.ParseDigest(desc.Digest)
-	if perr != nil {
-		// No usable digest in the HEAD answer: fall back to a GET.
-		return p.fetchManifest(ctx, repo, canon, ref, accept, head)
-	}
-	if m, ok, err := p.cachedManifest(canon, ud, accept, head); err != nil {
-		return Manifest{}, err
-	} else if ok {
-		if err := p.recordTag(ctx, canon, ref.Tag, ud); err != nil {
+	c := f.check
+	if c.cached {
+		if m, ok, err := p.cachedManifest(canon, c.digest, accept, head); err != nil {
 			return Manifest{}, err
+		} else if ok {
+			p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
+			return m, nil
 		}
-		p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceHit))
-		return m, nil
+		// Evicted since the flight looked: rare enough to fetch alone.
+		m, err := p.fetchManifest(ctx, repo, canon, oci.Reference{Tag: tag}, accept)
+		if err == nil {
+			p.logCached(repo, tag, m, 1)
+		}
+		return p.answer("tag", m, err, head)
 	}
-	if head {
+	if head && c.digest != "" {
 		// A HEAD needs no body: answer from the upstream's headers and
 		// spend no pull on it; the GET that usually follows fills the cache.
 		p.o.Metrics.CacheResult(p.o.Name, "tag", string(SourceMiss))
-		return Manifest{Digest: ud, MediaType: desc.MediaType, Size: desc.Size, Source: SourceMiss}, nil
+		return Manifest{Digest: c.digest, MediaType: c.desc.MediaType, Size: c.desc.Size, Source: SourceMiss}, nil
 	}
-	return p.fetchManifest(ctx, repo, canon, oci.Reference{Tag: ref.Tag}, accept, head)
+	if err := wait(ctx, f.done); err != nil {
+		return Manifest{}, err
+	}
+	return p.answer("tag", f.m, f.err, head)
 }
 
-// fetchManifest GETs a manifest upstream, stores it and answers with it.
-func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.Reference, accept []string, head bool) (Manifest, error) {
+// runTagFlight is the upstream side of manifestByTag.
+func (p *Proxy) runTagFlight(ctx context.Context, key string, f *flight, repo, canon, tag string, accept []string) {
+	g := p.manifestFlights()
+	c, err := p.checkTag(ctx, repo, canon, tag, accept)
+	f.resolve(c, err)
+	if err != nil || c.cached || (c.digest != "" && !g.needBody(key, f)) {
+		g.stop(key, f)
+		f.finish(Manifest{}, nil)
+		return
+	}
+	m, err := p.fetchManifest(ctx, repo, canon, oci.Reference{Tag: tag}, accept)
+	if joined := g.stop(key, f); err == nil {
+		p.logCached(repo, tag, m, joined)
+	}
+	f.finish(m, err)
+}
+
+// checkTag is a tag flight's first phase: what the tag points at, and
+// whether the cache holds that manifest (then the tag is recorded as
+// confirmed, once for all the flight's waiters). An upstream failure is
+// returned unmapped, for waiters to decide on serving stale.
+func (p *Proxy) checkTag(ctx context.Context, repo, canon, tag string, accept []string) (tagCheck, error) {
+	// A request that read the tag as expired just before a flight
+	// confirmed it must not ask the upstream again.
+	d, checked, _, err := p.readTag(canon, tag)
+	if err != nil {
+		return tagCheck{}, localError{err}
+	}
+	if d != "" && p.o.Now().Sub(checked) < p.o.TagTTL {
+		if _, ok, err := p.cachedManifest(canon, d, accept, true); err != nil {
+			return tagCheck{}, localError{err}
+		} else if ok {
+			return tagCheck{digest: d, cached: true}, nil
+		}
+	}
+	desc, err := p.o.Upstream.HeadManifest(ctx, repo, tag, accept)
+	if err != nil {
+		if staleable(err) {
+			p.noteOutage(err)
+			if d != "" {
+				p.log.Warn("upstream failed; serving cached tag stale", "repo", repo, "tag", tag, "digest", d, "err", err)
+			}
+		}
+		return tagCheck{}, err
+	}
+	ud, perr := oci.ParseDigest(string(desc.Digest))
+	if perr != nil {
+		// No usable digest in the HEAD answer: the GET will tell.
+		return tagCheck{desc: desc}, nil
+	}
+	c := tagCheck{digest: ud, desc: desc}
+	if _, ok, err := p.cachedManifest(canon, ud, accept, true); err != nil {
+		return tagCheck{}, localError{err}
+	} else if ok {
+		if err := p.recordTag(ctx, canon, tag, ud); err != nil {
+			return tagCheck{}, localError{err}
+		}
+		c.cached = true
+	}
+	return c, nil
+}
+
+// localError marks a flight's failure of the cache itself (the index),
+// which waiters return as it is rather than as the upstream's.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
+
+// manifestByDigest fetches a manifest by digest, one upstream GET for
+// every request (HEAD or GET) for it with the same media types under way.
+func (p *Proxy) manifestByDigest(ctx context.Context, repo, canon string, d oci.Digest, accept []string, head bool) (Manifest, error) {
+	key := flightKey("digest", canon, d.String(), accept)
+	g := p.manifestFlights()
+	f, leader := g.join(key, true)
+	if leader {
+		fctx, cancel := p.flightContext(ctx)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer cancel()
+			close(f.resolved)
+			// Cached by a flight that ended after this request looked?
+			m, ok, err := p.cachedManifest(canon, d, accept, false)
+			if err == nil && !ok {
+				m, err = p.fetchManifest(fctx, repo, canon, oci.Reference{Digest: d}, accept)
+			}
+			if joined := g.stop(key, f); err == nil && !ok {
+				p.logCached(repo, d.String(), m, joined)
+			}
+			f.finish(m, err)
+		}()
+	}
+	if err := wait(ctx, f.done); err != nil {
+		return Manifest{}, err
+	}
+	if !leader {
+		p.o.Metrics.CoalescedFetch(p.o.Name)
+	}
+	return p.answer("manifest", f.m, f.err, head)
+}
+
+// answer is a request's share of a flight's manifest, counted as one
+// answer of kind (tag or manifest).
+func (p *Proxy) answer(kind string, m Manifest, err error, head bool) (Manifest, error) {
+	if err != nil {
+		return Manifest{}, err
+	}
+	p.o.Metrics.CacheResult(p.o.Name, kind, string(m.Source))
+	if head {
+		m.Body = nil
+	}
+	return m, nil
+}
+
+// fetchManifest GETs a manifest upstream, stores it and returns it, body
+// included.
+func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.Reference, accept []string) (Manifest, error) {
 	body, desc, err := p.o.Upstream.GetManifest(ctx, repo, ref.String(), accept)
 	if err != nil {
 		return Manifest{}, p.upstreamError(err, "manifest", repo+refSep(ref)+ref.String())
 	}
 	d := ref.Digest
 	if d == "" {
-		if d, err = oci.ParseDigest(desc.Digest); err != nil || (d.Algorithm() == "sha256" && d != oci.FromBytes(body)) {
+		if d, err = oci.ParseDigest(string(desc.Digest)); err != nil || (d.Algorithm() == "sha256" && d != oci.FromBytes(body)) {
 			d = oci.FromBytes(body)
 		}
 	}
@@ -178,18 +324,13 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 	if err != nil {
 		return Manifest{}, err
 	}
-	p.log.Info("cached manifest", "repo", repo, "ref", ref.String(), "digest", d, "media_type", mt)
-	kind := "manifest"
-	if ref.Tag != "" {
-		kind = "tag" // a tag miss, counted with the tag's hits
-	}
-	p.o.Metrics.CacheResult(p.o.Name, kind, string(SourceMiss))
 	p.bodies.put(d, body)
-	m := Manifest{Digest: d, MediaType: mt, Size: int64(len(body)), Source: SourceMiss}
-	if !head {
-		m.Body = body
-	}
-	return m, nil
+	return Manifest{Digest: d, MediaType: mt, Size: int64(len(body)), Body: body, Source: SourceMiss}, nil
+}
+
+// logCached notes a manifest fetched and stored for joined requests.
+func (p *Proxy) logCached(repo, ref string, m Manifest, joined int) {
+	p.log.Info("cached manifest", "repo", repo, "ref", ref, "digest", m.Digest, "media_type", m.MediaType, "clients_joined", joined)
 }
 
 func refSep(r oci.Reference) string {

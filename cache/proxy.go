@@ -7,7 +7,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -25,8 +24,8 @@ import (
 
 // Upstream is what the cache needs of a registry client.
 type Upstream interface {
-	HeadManifest(ctx context.Context, repo, ref string, accept []string) (upstream.Descriptor, error)
-	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, upstream.Descriptor, error)
+	HeadManifest(ctx context.Context, repo, ref string, accept []string) (oci.Descriptor, error)
+	GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, oci.Descriptor, error)
 	GetBlob(ctx context.Context, repo, digest string, offset int64) (io.ReadCloser, int64, error)
 	HeadBlob(ctx context.Context, repo, digest string) (int64, error)
 	Tags(ctx context.Context, repo string, n int, last string) ([]string, string, error)
@@ -58,8 +57,11 @@ type Proxy struct {
 	o   Options
 	log *slog.Logger
 
-	mu    sync.Mutex
-	fills map[oci.Digest]*fill
+	mu     sync.Mutex
+	fills  map[oci.Digest]*fill
+	chunks chunkBudget // the fills' memory, shared
+	// flights are the manifest and tag exchanges with the upstream under way.
+	flights flights
 
 	// fills run on ctx, not on any request's context; Close cancels it
 	// and waits for them.
@@ -163,13 +165,6 @@ func (b *Blob) Close() error {
 	return nil
 }
 
-// StreamTo writes bytes [start, end] of a downloading blob (end < 0: to
-// the end). An error after the first byte means the client must be cut off.
-func (b *Blob) StreamTo(ctx context.Context, w io.Writer, start, end int64) (int64, error) {
-	buf := make([]byte, 256<<10)
-	return b.fill.copyTo(ctx, w, start, end, buf)
-}
-
 // StatBlob answers a HEAD: from the cache, or with a HEAD upstream.
 func (p *Proxy) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64, Source, error) {
 	canon := p.canonical(repo)
@@ -211,36 +206,7 @@ func (p *Proxy) OpenBlob(ctx context.Context, repo string, d oci.Digest) (*Blob,
 	if b, err := p.openCached(ctx, repo, canon, d); b != nil || err != nil {
 		return b, err
 	}
-	f, started := p.joinOrStart(repo, canon, d)
-	if !started && f.repo != canon {
-		// Another repository's fill: the same digest is not proof that
-		// this repository may see it upstream.
-		if _, err := p.o.Upstream.HeadBlob(ctx, repo, string(d)); err != nil {
-			f.release()
-			return nil, p.upstreamError(err, "blob", d.String())
-		}
-	}
-	if err := f.waitReady(ctx); err != nil {
-		f.release()
-		if started || !isCtxErr(err) {
-			return nil, p.upstreamError(err, "blob", d.String())
-		}
-		return nil, err
-	}
-	src := SourceMiss
-	if !started {
-		f.mu.Lock()
-		verified := f.verified
-		f.mu.Unlock()
-		if verified {
-			// Downloaded and verified, only its commit still running:
-			// for this client it is a hit, and nothing was coalesced.
-			src = SourceHit
-		} else {
-			p.o.Metrics.CoalescedFetch(p.o.Name)
-		}
-	}
-	return &Blob{Digest: d, Size: f.size, Source: src, fill: f, proxy: p}, nil
+	return p.openFill(ctx, repo, canon, d)
 }
 
 func isCtxErr(err error) bool {
@@ -290,156 +256,6 @@ func (p *Proxy) openCached(ctx context.Context, repo, canon string, d oci.Digest
 	return &Blob{Digest: d, Size: size, Source: SourceHit, File: f, proxy: p}, nil
 }
 
-// joinOrStart returns the running fill for d, or starts one.
-func (p *Proxy) joinOrStart(repo, canon string, d oci.Digest) (*fill, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if f, ok := p.fills[d]; ok {
-		f.acquire()
-		return f, false
-	}
-	f := newFill(d, canon)
-	p.fills[d] = f
-	f.refs++ // the fill goroutine's own reference
-	p.wg.Add(1)
-	go p.run(f, repo)
-	return f, true
-}
-
-// run downloads, verifies and commits one blob.
-func (p *Proxy) run(f *fill, repo string) {
-	defer p.wg.Done()
-	defer f.release()
-	p.o.Lifecycle.acquire(f.digest)
-	defer p.o.Lifecycle.release(f.digest)
-	ctx, cancel := context.WithTimeout(p.ctx, p.o.FillTimeout)
-	defer cancel()
-	start := p.o.Now()
-	err := p.download(ctx, f, repo)
-	f.finish(err)
-	p.mu.Lock()
-	delete(p.fills, f.digest)
-	p.mu.Unlock()
-	f.mu.Lock()
-	joined := f.waiters
-	f.mu.Unlock()
-	if err != nil {
-		if errors.Is(err, storage.ErrNoSpace) {
-			p.log.Warn("data disk full: blob not cached; evicting cached content to make room", "repo", repo, "digest", f.digest, "err", err)
-			p.o.Lifecycle.RelieveDiskPressure()
-			return
-		}
-		p.log.Warn("upstream blob fetch failed; nothing cached", "repo", repo, "digest", f.digest, "err", err)
-		return
-	}
-	p.o.Lifecycle.Kick()
-	p.log.Info("cached blob", "repo", repo, "digest", f.digest, "bytes", f.written, "clients_joined", joined,
-		"duration", p.o.Now().Sub(start).Round(time.Millisecond))
-}
-
-func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) {
-	readyClosed := false
-	defer func() {
-		if !readyClosed {
-			f.mu.Lock()
-			f.err = err
-			f.mu.Unlock()
-			close(f.ready)
-		}
-	}()
-	body, size, err := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), 0)
-	if err != nil {
-		return err
-	}
-	defer func() { body.Close() }()
-	w, err := p.o.Store.NewWriter(f.digest.Algorithm())
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	rf, err := w.OpenReader()
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.size, f.file = size, rf
-	f.mu.Unlock()
-	close(f.ready)
-	readyClosed = true
-
-	buf := make([]byte, 1<<20)
-	for resumes := 0; ; {
-		rerr := copyBody(body, w, f, buf)
-		if rerr == nil {
-			break
-		}
-		if !upstream.IsUnavailable(rerr) || ctx.Err() != nil || resumes >= maxResumes || (size >= 0 && w.Size() >= size) {
-			return rerr
-		}
-		// The stream broke mid-way (a CDN hiccup): resume where it
-		// stopped rather than start over; the digest check at the end
-		// covers the joined stream.
-		resumes++
-		p.log.Warn("upstream blob stream broke; resuming", "repo", repo, "digest", f.digest, "offset", w.Size(), "err", rerr)
-		next, _, err := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), w.Size())
-		if err != nil {
-			return err
-		}
-		body.Close()
-		body = next
-	}
-	if err := w.Verify(f.digest, size); err != nil {
-		return fmt.Errorf("upstream sent bad content for %s: %w", f.digest, err)
-	}
-	// Readers may finish now; making the copy durable (fsync, rename,
-	// index) need not delay them.
-	f.verify()
-	release := p.o.Store.HoldBlob(f.digest) // no GC or eviction of this digest meanwhile
-	defer release()
-	if err := w.Commit(f.digest, size); err != nil {
-		return fmt.Errorf("caching %s: %w", f.digest, err)
-	}
-	p.o.Metrics.CacheFilled(p.o.Name, w.Size())
-	now := p.o.Now()
-	// The file is in place: its record must follow even when Shutdown is
-	// cancelling the fill (Update gives up on a conflict retry once ctx
-	// ends), or the file stays unindexed, and after a clean stop nothing
-	// reconciles it.
-	return p.o.Index.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
-		if _, err := tx.Blob(f.digest); errors.Is(err, index.ErrNotFound) {
-			if err := tx.PutBlob(index.BlobRecord{Digest: f.digest, Size: w.Size(), Created: now, LastAccess: now, Origin: p.o.Name}); err != nil {
-				return err
-			}
-		} else if err != nil {
-			return err
-		}
-		return tx.LinkBlob(f.repo, f.digest)
-	})
-}
-
-// maxResumes bounds how often one fill resumes a broken upstream stream.
-const maxResumes = 3
-
-// copyBody moves the upstream body into the blob writer, announcing
-// progress to readers chunk by chunk.
-func copyBody(body io.Reader, w *storage.Writer, f *fill, buf []byte) error {
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			f.progress(int64(n))
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-}
-
 // --- errors ---
 
 // upstreamError maps an upstream failure to the OCI error a client gets.
@@ -478,6 +294,9 @@ func (p *Proxy) upstreamError(err error, what, ref string) error {
 	case upstream.Unavailable:
 		return oci.Errorf(oci.CodeUnavailable, "the upstream registry (%s) is unreachable (%v)", p.o.Name, ue)
 	case upstream.Invalid:
+		if e, ok := oci.AsError(ue.Err); ok {
+			return e
+		}
 		return oci.Errorf(oci.CodeNameInvalid, "%s", ue.Message)
 	}
 	return oci.Errorf(oci.CodeUpstreamFailed, "the upstream registry (%s) answered badly (%v)", p.o.Name, ue)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf-registry/wharf/e2e/harness"
@@ -44,7 +45,7 @@ tls:
 // pushes and pulls; skopeo does the same with --creds.
 func TestAuthDockerLoginOverTLS(t *testing.T) {
 	skipShortE2E(t)
-	harness.Require(t, "docker-registry", "dockerd", "docker", "containerd", "skopeo", harness.BusyboxPath)
+	harness.Require(t, "docker-registry", "dockerd", "docker", "containerd", "ctr", "skopeo", harness.BusyboxPath)
 
 	origin := harness.StartDistribution(t, harness.DistributionOptions{})
 	busybox := harness.BusyboxImage(t)
@@ -126,6 +127,34 @@ func TestAuthDockerLoginOverTLS(t *testing.T) {
 	if out, err := harness.Skopeo(t, "inspect", "--cert-dir", certDir, "docker://"+w.Addr+"/hub/library/busybox:latest"); err != nil {
 		t.Fatalf("skopeo anonymous inspect through the proxy: %v\n%s", err, out)
 	}
+
+	// Every layer over HTTPS with each kind of client, compared by digest:
+	// go-containerregistry negotiates HTTP/2 as crane does, skopeo and ctr
+	// stay on HTTP/1.1. Hosted content, proxied misses (streamed from the
+	// fill) and a proxied hit (busybox, cached by docker's pull above).
+	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-secret"})
+	hostedImg := withRandomLayer(t, busybox, 256<<10)
+	harness.Push(t, w.Addr+"/team/tls:1", hostedImg, alice, remote.WithTransport(harness.HTTPSTransport(t, pem, "")))
+	miss := map[string]v1.Image{}
+	for _, client := range []string{"ggcr", "skopeo", "ctr"} {
+		miss[client] = withRandomLayer(t, busybox, 256<<10)
+		harness.Push(t, origin.Addr+"/library/tls-"+client+":1", miss[client])
+	}
+
+	got := harness.PullImageHTTPS(t, w.Addr+"/team/tls:1", pem, "", "HTTP/2.0", alice)
+	harness.RequireSameImage(t, "hosted, go-containerregistry over HTTP/2", hostedImg, got)
+	got = harness.PullImageHTTPS(t, w.Addr+"/hub/library/tls-ggcr:1", pem, "", "HTTP/2.0")
+	harness.RequireSameImage(t, "proxy miss, go-containerregistry over HTTP/2", miss["ggcr"], got)
+	got = harness.PullImageHTTPS(t, w.Addr+"/hub/library/busybox:latest", pem, "", "HTTP/2.0")
+	harness.RequireSameImage(t, "proxy hit, go-containerregistry over HTTP/2", busybox, got)
+
+	asAlice, anonymous := httpsClients{caPEM: pem, creds: "alice:alice-secret"}, httpsClients{caPEM: pem}
+	asAlice.skopeoPull(t, w.Addr+"/team/tls:1", hostedImg)
+	anonymous.skopeoPull(t, w.Addr+"/hub/library/tls-skopeo:1", miss["skopeo"])
+
+	c := harness.StartContainerd(t)
+	asAlice.ctrPull(t, c, w.Addr+"/team/tls:1", w.Addr, "https://"+w.Addr, hostedImg)
+	anonymous.ctrPull(t, c, "docker.io/library/tls-ctr:1", "docker.io", "https://"+w.Addr, miss["ctr"])
 }
 
 const ldapConfig = `listen: {{.Listen}}
@@ -242,12 +271,13 @@ tls:
 `
 
 // TestAuthACME: wharf gets its certificate from a real Pebble (TLS-ALPN-01
-// on its own listener), serves it, and a client trusting Pebble's root
-// pushes and pulls over it; after a restart the cached certificate is
-// served without asking Pebble again.
+// on its own listener), serves it, and clients trusting Pebble's root push
+// and pull every layer over it (go-containerregistry over HTTP/2, skopeo and
+// ctr); after a restart the cached certificate is served without asking
+// Pebble again.
 func TestAuthACME(t *testing.T) {
 	skipShortE2E(t)
-	harness.Require(t, "pebble")
+	harness.Require(t, "pebble", "skopeo", "containerd", "ctr", "unshare", harness.BusyboxPath)
 	// Pebble must know wharf's port before it starts, and wharf Pebble's
 	// directory URL: wharf cannot listen on port 0 here, so the harness
 	// picks a port below the range the kernel hands to port-0 listeners.
@@ -259,8 +289,9 @@ func TestAuthACME(t *testing.T) {
 	host := harness.PebbleDomain
 	w := harness.StartWharfOn(t, harness.BuildWharf(t), listen, fmt.Sprintf(acmeConfig, host, pebble.DirectoryURL, pebble.CAFile))
 
+	rootPEM := pebble.RootPEM(t)
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pebble.RootPEM(t))
+	roots.AppendCertsFromPEM(rootPEM)
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		// registry.wharf.test resolves nowhere but here.
@@ -278,14 +309,17 @@ func TestAuthACME(t *testing.T) {
 	if resp.StatusCode != 200 || resp.TLS == nil || !strings.Contains(resp.TLS.PeerCertificates[0].Issuer.CommonName, "Pebble") || resp.ProtoMajor != 2 {
 		t.Fatalf("status %d, proto %s, issuer %v", resp.StatusCode, resp.Proto, resp.TLS.PeerCertificates[0].Issuer)
 	}
-	ref := harness.Ref(t, fmt.Sprintf("%s:%d/team/app:1", host, port))
-	img := harness.RandomImage(t, harness.ImageSpec{Layers: 1, LayerSize: 8192})
-	if err := remote.Write(ref, img, remote.WithTransport(tr)); err != nil {
-		t.Fatalf("push over TLS: %v", err)
-	}
-	if _, err := remote.Image(ref, remote.WithTransport(tr)); err != nil {
-		t.Fatalf("pull over TLS: %v", err)
-	}
+	hostPort := fmt.Sprintf("%s:%d", host, port)
+	ref := hostPort + "/team/app:1"
+	img := withRandomLayer(t, harness.BusyboxImage(t), 256<<10)
+	harness.Push(t, ref, img, remote.WithTransport(tr))
+	got := harness.PullImageHTTPS(t, ref, rootPEM, listen, "HTTP/2.0")
+	harness.RequireSameImage(t, "go-containerregistry over HTTP/2", img, got)
+	// skopeo and ctr cannot be told where the name resolves: they run with
+	// an /etc/hosts of their own.
+	acme := httpsClients{caPEM: rootPEM, names: []string{host}}
+	acme.skopeoPull(t, ref, img)
+	acme.ctrPull(t, harness.StartContainerd(t), ref, hostPort, "https://"+hostPort, img)
 	first := resp.TLS.PeerCertificates[0].SerialNumber
 
 	// The certificate is cached in the data dir: a restart with Pebble
@@ -302,6 +336,8 @@ func TestAuthACME(t *testing.T) {
 	if resp.TLS.PeerCertificates[0].SerialNumber.Cmp(first) != 0 {
 		t.Error("a new certificate after restart; the cached one was not used")
 	}
+	got = harness.PullImageHTTPS(t, ref, rootPEM, listen, "HTTP/2.0")
+	harness.RequireSameImage(t, "after restart, go-containerregistry over HTTP/2", img, got)
 }
 
 // deadPort is a port the test holds and hangs up on at once: Pebble's

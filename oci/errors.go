@@ -47,6 +47,15 @@ var (
 	CodeUnknown             = Code{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 )
 
+// Codes the spec does not define, for what lies outside its endpoints:
+// paths that name no endpoint (other registries answer NOT_FOUND too) and
+// the parameters of wharf's own admin API. Clients show an unknown code's
+// message, so these read like the spec's.
+var (
+	CodeNotFound         = Code{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}
+	CodeParameterInvalid = Code{"PARAMETER_INVALID", http.StatusBadRequest, "invalid request parameter"}
+)
+
 // Error is an OCI error: a code, a human message, and optional detail.
 // Domain packages return these (usually wrapped with fmt.Errorf("%w")) and
 // the HTTP layer writes them with one function.
@@ -129,6 +138,19 @@ type envelopeEntry struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Detail  any    `json:"detail,omitempty"`
+}
+
+// ParseEnvelope reads the first error of an {"errors":[...]} body, as
+// registries answer: its code and message. ok is false when body is not
+// such an envelope or lists no error.
+func ParseEnvelope(body []byte) (code, message string, ok bool) {
+	var env struct {
+		Errors []envelopeEntry `json:"errors"`
+	}
+	if json.Unmarshal(body, &env) != nil || len(env.Errors) == 0 {
+		return "", "", false
+	}
+	return env.Errors[0].Code, env.Errors[0].Message, true
 }
 
 // Envelope renders errors as the spec's {"errors":[...]} body.

@@ -42,6 +42,8 @@ func TestCodeStatuses(t *testing.T) {
 		{oci.CodeUpstreamFailed, "UNAVAILABLE", 502},
 		{oci.CodeUpstreamTimeout, "UNAVAILABLE", 504},
 		{oci.CodeUnknown, "UNKNOWN", 500},
+		{oci.CodeNotFound, "NOT_FOUND", 404},
+		{oci.CodeParameterInvalid, "PARAMETER_INVALID", 400},
 	}
 	for _, tt := range tests {
 		if tt.code.Name != tt.name || tt.code.Status != tt.status {
@@ -192,5 +194,17 @@ func TestEnvelope(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseEnvelope(t *testing.T) {
+	body := oci.Envelope(oci.Errorf(oci.CodeBlobUnknown, "blob %s not here", dgA), &oci.Error{Code: oci.CodeDenied})
+	if code, msg, ok := oci.ParseEnvelope(body); !ok || code != "BLOB_UNKNOWN" || msg != "blob "+dgA+" not here" {
+		t.Errorf("ParseEnvelope(%s) = %q %q %v", body, code, msg, ok)
+	}
+	for _, b := range []string{``, `not json`, `{}`, `{"errors":[]}`, `{"error":"old style"}`, `[1]`} {
+		if code, msg, ok := oci.ParseEnvelope([]byte(b)); ok {
+			t.Errorf("ParseEnvelope(%q) = %q %q, want not ok", b, code, msg)
+		}
 	}
 }

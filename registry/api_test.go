@@ -24,9 +24,19 @@ type testRegistry struct {
 	*httptest.Server
 	store *storage.Store
 	idx   *index.Index
+	proto int // the HTTP major version every answer must come in
 }
 
+// newTestRegistry serves the API over plain HTTP/1.1.
 func newTestRegistry(t testing.TB, o Options) *testRegistry {
+	t.Helper()
+	return newTestRegistryProto(t, o, 1)
+}
+
+// newTestRegistryProto serves the API over HTTP/1.1 (proto 1), or over
+// TLS with HTTP/2 (proto 2), which Go clients such as crane negotiate and
+// whose ResponseWriter has no ReadFrom. Requests go through r.Client().
+func newTestRegistryProto(t testing.TB, o Options, proto int) *testRegistry {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := storage.Open(dir)
@@ -41,9 +51,49 @@ func newTestRegistry(t testing.TB, o Options) *testRegistry {
 	if o.HostedNamespaces == nil && !o.HostAll {
 		o.HostedNamespaces = []string{"team", "other"}
 	}
-	srv := httptest.NewServer(New(o))
-	t.Cleanup(func() { srv.Close(); idx.Close() })
-	return &testRegistry{Server: srv, store: store, idx: idx}
+	srv := startAPIServer(t, New(o), proto)
+	t.Cleanup(func() { idx.Close() })
+	return &testRegistry{Server: srv, store: store, idx: idx, proto: proto}
+}
+
+// startAPIServer starts h over HTTP/1.1 (proto 1) or HTTP/2 over TLS
+// (proto 2); srv.Client() speaks the same.
+func startAPIServer(t testing.TB, h http.Handler, proto int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	if proto == 2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// protocols are the ways a client reaches the API, with both ways of
+// copying stored blobs: on HTTP/1.1 "sendfile" goes through the server's
+// ReadFrom; HTTP/2 has none.
+var protocols = []struct {
+	name     string
+	proto    int
+	blobCopy string
+}{
+	{"http1.1/sendfile", 1, "sendfile"},
+	{"http1.1/buffer", 1, "buffer"},
+	{"h2/sendfile", 2, "sendfile"},
+	{"h2/buffer", 2, "buffer"},
+}
+
+// eachProtocol runs f against a fresh registry per entry of protocols.
+func eachProtocol(t *testing.T, o Options, f func(t *testing.T, r *testRegistry)) {
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			o := o
+			o.BlobCopy = p.blobCopy
+			f(t, newTestRegistryProto(t, o, p.proto))
+		})
+	}
 }
 
 func sha(b []byte) string {
@@ -82,13 +132,19 @@ func (r *testRegistry) do(t *testing.T, s step) *http.Response {
 	for k, v := range s.headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := r.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", s.name, err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		t.Errorf("%s: %s %s: reading the body: %v", s.name, s.method, s.path, err)
+	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if resp.ProtoMajor != r.proto {
+		t.Errorf("%s: answered over %s, want HTTP/%d", s.name, resp.Proto, r.proto)
+	}
 	if resp.StatusCode != s.status {
 		t.Errorf("%s: %s %s = %d, want %d; body %s", s.name, s.method, s.path, resp.StatusCode, s.status, body)
 	}
@@ -148,7 +204,10 @@ func manifestFor(config []byte, layers ...[]byte) []byte {
 }
 
 func TestAPIScenario(t *testing.T) {
-	r := newTestRegistry(t, Options{})
+	eachProtocol(t, Options{}, apiScenario)
+}
+
+func apiScenario(t *testing.T, r *testRegistry) {
 	config := []byte(`{"architecture":"amd64","os":"linux"}`)
 	layer := bytes.Repeat([]byte("layer-bytes "), 1000)
 	chunk1, chunk2 := layer[:5000], layer[5000:]
@@ -269,7 +328,10 @@ func TestUploadCancel(t *testing.T) {
 }
 
 func TestStreamedUploadAndSHA512(t *testing.T) {
-	r := newTestRegistry(t, Options{})
+	eachProtocol(t, Options{}, streamedUploadAndSHA512)
+}
+
+func streamedUploadAndSHA512(t *testing.T, r *testRegistry) {
 	data := bytes.Repeat([]byte("z"), 3<<20)
 	resp := r.do(t, step{name: "start", method: "POST", path: "/v2/team/app/blobs/uploads/", status: 202})
 	loc := resp.Header.Get("Location")

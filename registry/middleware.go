@@ -8,13 +8,16 @@ import (
 )
 
 // recorder notes status and bytes for the access log and metrics while
-// keeping the ResponseWriter's ReaderFrom, so sendfile still works.
+// keeping the ResponseWriter's ReaderFrom where it has one, so sendfile
+// still works on HTTP/1.1.
 type recorder struct {
 	http.ResponseWriter
 	status      int
 	bytes       int64
 	wroteHeader bool
 	aborted     bool // the connection was cut mid-body
+	cutStatus   int  // what an aborted response counts as: 499 (client left) or 5xx
+	panicked    bool // a handler panicked: the request failed, whatever went out
 }
 
 func newRecorder(w http.ResponseWriter) *recorder { return &recorder{ResponseWriter: w} }
@@ -36,27 +39,44 @@ func (r *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom hands src to the server's own ReadFrom when it has one: on
+// HTTP/1.1 that sends a file with sendfile. HTTP/2's writer has none (its
+// bytes go out in DATA frames), so then src is copied through Write with a
+// pooled buffer. writerOnly hides this method from io.CopyBuffer, which
+// would otherwise call it again and never return.
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if !r.wroteHeader {
 		r.WriteHeader(http.StatusOK)
 	}
-	n, err := r.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		buf := getBuf()
+		n, err = io.CopyBuffer(writerOnly{r.ResponseWriter}, readerOnly{src}, *buf)
+		putBuf(buf)
+	}
 	r.bytes += n
 	return n, err
 }
 
+// Flush pushes buffered bytes to the client. http.ResponseController finds
+// a Flusher through any wrappers below this one and reports when there is
+// none, which for a plain writer is nothing to do.
 func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Event is something a person watching the registry cares about.
 type Event struct {
-	Time      time.Time
-	Type      string // push, pull, delete, error
+	Time time.Time
+	// Type is push, pull (a manifest GET), resolve (a manifest HEAD: a
+	// client asking what a tag points at, as Docker does before a pull of
+	// an image it already has), delete or error.
+	Type      string
 	Repo      string
 	Reference string
 	Status    int
@@ -67,7 +87,15 @@ type Event struct {
 
 func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time, err error) {
 	status := w.status
-	if status == 0 {
+	switch {
+	case w.panicked:
+		// The client may have been sent a 200 before the panic, but the
+		// response never completed: it is a server failure.
+		status = http.StatusInternalServerError
+	case w.aborted && w.cutStatus != 0:
+		// The header said 200, but the body never completed.
+		status = w.cutStatus
+	case status == 0:
 		status = 499 // nothing written: the client left first
 	}
 
@@ -75,11 +103,11 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 	h.o.Metrics.ObserveRequest(rt.Kind.String(), r.Method, status, dur)
 	if h.o.AccessLog {
 		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
 		if w.aborted {
 			level = slog.LevelWarn
+		}
+		if status >= 500 {
+			level = slog.LevelError
 		}
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
@@ -92,6 +120,9 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 		}
 		if w.aborted {
 			attrs = append(attrs, slog.Bool("aborted", true))
+		}
+		if w.panicked {
+			attrs = append(attrs, slog.Bool("panic", true))
 		}
 		h.log.LogAttrs(r.Context(), level, "request", attrs...)
 	}
@@ -111,6 +142,8 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 		ev.Type = "push"
 	case rt.Kind == KindManifest && r.Method == http.MethodGet:
 		ev.Type = "pull"
+	case rt.Kind == KindManifest && r.Method == http.MethodHead:
+		ev.Type = "resolve"
 	case (rt.Kind == KindManifest || rt.Kind == KindBlob) && r.Method == http.MethodDelete:
 		ev.Type = "delete"
 	default:

@@ -3,6 +3,7 @@ package registry
 import (
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -88,13 +89,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) dispatch(w http.ResponseWriter, r *http.Request, rt Route) (err error) {
+func (h *Handler) dispatch(w *recorder, r *http.Request, rt Route) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			h.log.Error("handler panic", "panic", p, "method", r.Method, "path", r.URL.Path)
+			w.panicked = true
+			h.log.Error("handler panic", "panic", p, "method", r.Method, "path", r.URL.Path, "stack", string(debug.Stack()))
 			err = oci.Errorf(oci.CodeUnknown, "internal error")
 		}
 	}()

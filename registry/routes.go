@@ -91,4 +91,4 @@ func ParseRoute(escapedPath string) (Route, error) {
 	return rt, nil
 }
 
-var errNotFound = &oci.Error{Code: oci.Code{Name: "NOT_FOUND", Status: 404, Message: "no such API endpoint; wharf serves the OCI distribution API under /v2/"}}
+var errNotFound = oci.Errorf(oci.CodeNotFound, "no such API endpoint; wharf serves the OCI distribution API under /v2/")

@@ -20,6 +20,7 @@ DEB_PACKAGES=(
 	slapd            # /usr/sbin/slapd, /usr/sbin/slapadd: the OpenLDAP directory of the auth tests
 	ldap-utils       # ldapwhoami, ldapsearch: checks of the seeded directory
 	pebble           # /usr/bin/pebble: the ACME server wharf gets certificates from
+	podman           # /usr/bin/podman (4.3): pulls through the drop-in `wharf setup podman` writes
 	stress-ng        # /usr/bin/stress-ng: the load beside `make test-loaded`
 )
 

@@ -3,19 +3,22 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/registry"
 )
 
 // AdminSocket is the admin API's unix socket inside the data dir. Only
@@ -54,56 +57,89 @@ func (a *adminListener) close(ctx context.Context) {
 	}
 }
 
-func (s *Server) adminRoutes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /cache/stats", s.adminJSON(func(r *http.Request) (any, error) { return s.CacheStats() }))
-	mux.HandleFunc("GET /cache/ls", s.adminJSON(func(r *http.Request) (any, error) {
-		n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-		return s.CacheList(r.URL.Query().Get("sort"), r.URL.Query().Get("proxy"), n)
-	}))
-	mux.HandleFunc("POST /cache/evict", s.adminJSON(func(r *http.Request) (any, error) {
-		q := r.URL.Query()
-		if u := q.Get("unused_for"); u != "" {
-			d, err := config.ParseDuration(u)
-			if err != nil {
-				return nil, err
-			}
-			return s.life.EvictUnusedFor(r.Context(), d)
-		}
-		return s.EvictImage(r.Context(), q.Get("image"))
-	}))
-	mux.HandleFunc("POST /cache/pin", s.adminJSON(func(r *http.Request) (any, error) {
-		return s.PinImage(r.Context(), r.URL.Query().Get("image"), true)
-	}))
-	mux.HandleFunc("POST /cache/unpin", s.adminJSON(func(r *http.Request) (any, error) {
-		return s.PinImage(r.Context(), r.URL.Query().Get("image"), false)
-	}))
-	mux.HandleFunc("POST /gc", s.adminJSON(func(r *http.Request) (any, error) {
-		q := r.URL.Query()
-		req := GCRequest{DryRun: q.Get("dry_run") == "1" || q.Get("dry_run") == "true"}
-		if g := q.Get("grace"); g != "" {
-			d, err := config.ParseDuration(g)
-			if err != nil || d < 0 {
-				return nil, fmt.Errorf("grace: %q is not a duration like 1h or 0s", g)
-			}
-			req.Grace = &d
-		}
-		return s.GC(r.Context(), req)
-	}))
-	return mux
-}
+// adminFunc serves one admin endpoint: its answer is encoded as JSON, its
+// error written by registry.WriteError like every other error.
+type adminFunc func(*http.Request) (any, error)
 
-func (s *Server) adminJSON(fn func(*http.Request) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		v, err := fn(r)
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+// adminRoutes is the admin API: a table of path and method, so an unknown
+// path and a wrong method are answered in the OCI envelope too (404
+// NOT_FOUND, 405 UNSUPPORTED), not by ServeMux's plain text.
+func (s *Server) adminRoutes() http.Handler {
+	routes := map[string]map[string]adminFunc{
+		"/cache/stats": {http.MethodGet: func(r *http.Request) (any, error) { return s.CacheStats() }},
+		"/cache/ls": {http.MethodGet: func(r *http.Request) (any, error) {
+			q := r.URL.Query()
+			n := 0
+			if l := q.Get("limit"); l != "" {
+				var err error
+				if n, err = strconv.Atoi(l); err != nil || n < 0 {
+					return nil, oci.Errorf(oci.CodePaginationInvalid, "limit: %q is not a number of rows (0 for all)", l)
+				}
+			}
+			return s.CacheList(q.Get("sort"), q.Get("proxy"), n)
+		}},
+		"/cache/evict": {http.MethodPost: func(r *http.Request) (any, error) {
+			q := r.URL.Query()
+			if u := q.Get("unused_for"); u != "" {
+				d, err := config.ParseDuration(u)
+				if err != nil || d < 0 {
+					return nil, oci.Errorf(oci.CodeParameterInvalid, "unused_for: %q is not a duration like 30d or 12h", u)
+				}
+				return s.life.EvictUnusedFor(r.Context(), d)
+			}
+			return s.EvictImage(r.Context(), q.Get("image"))
+		}},
+		"/cache/pin": {http.MethodPost: func(r *http.Request) (any, error) {
+			return s.PinImage(r.Context(), r.URL.Query().Get("image"), true)
+		}},
+		"/cache/unpin": {http.MethodPost: func(r *http.Request) (any, error) {
+			return s.PinImage(r.Context(), r.URL.Query().Get("image"), false)
+		}},
+		"/gc": {http.MethodPost: func(r *http.Request) (any, error) {
+			q := r.URL.Query()
+			req := GCRequest{DryRun: q.Get("dry_run") == "1" || q.Get("dry_run") == "true"}
+			if g := q.Get("grace"); g != "" {
+				d, err := config.ParseDuration(g)
+				if err != nil || d < 0 {
+					return nil, oci.Errorf(oci.CodeParameterInvalid, "grace: %q is not a duration like 1h or 0s", g)
+				}
+				req.Grace = &d
+			}
+			return s.GC(r.Context(), req)
+		}},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods, ok := routes[r.URL.Path]
+		if !ok {
+			s.adminError(w, r, oci.Errorf(oci.CodeNotFound, "no admin endpoint %s", r.URL.Path))
 			return
 		}
+		fn, ok := methods[r.Method]
+		if !ok {
+			allow := slices.Sorted(maps.Keys(methods))
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.adminError(w, r, oci.Errorf(oci.CodeUnsupported, "%s is not supported on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+			return
+		}
+		v, err := fn(r)
+		if err != nil {
+			s.adminError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
+	})
+}
+
+// adminError answers err through the one OCI error writer. An internal
+// failure is answered with its own text, not a pointer to the log: the
+// admin API talks only to the operator, who needs to know what failed.
+func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
+	if _, known := registry.ErrorFor(err); !known {
+		s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		err = oci.Errorf(oci.CodeUnknown, "%v", err)
 	}
+	registry.WriteError(w, r, err)
 }
 
 // CacheStats is what `wharf cache stats` shows.
@@ -154,6 +190,9 @@ func (s *Server) CacheStats() (CacheStats, error) {
 		st.PinnedDigests = len(pins)
 		return err
 	})
+	if err != nil {
+		return st, fmt.Errorf("cache stats: reading usage and pins from the index: %w", err)
+	}
 	for origin, u := range st.Origins {
 		if (index.BlobRecord{Origin: origin}).Evictable() {
 			st.ProxiedBytes += u.Bytes
@@ -163,7 +202,7 @@ func (s *Server) CacheStats() (CacheStats, error) {
 			st.HostedBlobs += u.Count
 		}
 	}
-	return st, err
+	return st, nil
 }
 
 // CacheEntry is one row of `wharf cache ls`.
@@ -181,8 +220,13 @@ type CacheEntry struct {
 
 // CacheList lists cached (proxied) blobs, sorted by size or last use.
 func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error) {
+	switch sortBy {
+	case "", "size", "last-used":
+	default:
+		return nil, oci.Errorf(oci.CodeParameterInvalid, "sort must be size or last-used, not %q", sortBy)
+	}
 	if err := s.life.Flush(context.Background()); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cache ls: writing pending access times to the index: %w", err)
 	}
 	var out []CacheEntry
 	err := s.idx.View(func(tx *index.Txn) error {
@@ -203,18 +247,18 @@ func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error
 			return nil
 		})
 	})
-	switch sortBy {
-	case "size":
+	if err != nil {
+		return nil, fmt.Errorf("cache ls: listing blobs in the index: %w", err)
+	}
+	if sortBy == "size" {
 		sort.Slice(out, func(i, j int) bool { return out[i].Size > out[j].Size })
-	case "", "last-used":
+	} else {
 		sort.Slice(out, func(i, j int) bool { return out[i].LastAccess.After(out[j].LastAccess) })
-	default:
-		return nil, fmt.Errorf("--sort must be size or last-used, not %q", sortBy)
 	}
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
-	return out, err
+	return out, nil
 }
 
 // PinResult says what a pin or unpin changed.
@@ -226,7 +270,7 @@ type PinResult struct {
 // PinImage pins (or unpins) a cached image and everything it references.
 func (s *Server) PinImage(ctx context.Context, image string, pin bool) (PinResult, error) {
 	if image == "" {
-		return PinResult{}, errors.New("name an image, e.g. hub/library/alpine:3.20")
+		return PinResult{}, oci.Errorf(oci.CodeParameterInvalid, "name an image, e.g. hub/library/alpine:3.20")
 	}
 	_, canon, ref, err := parseImage(s.cfg, image)
 	if err != nil {
@@ -240,7 +284,7 @@ func (s *Server) PinImage(ctx context.Context, image string, pin bool) (PinResul
 // used are fetched again on the next pull.
 func (s *Server) EvictImage(ctx context.Context, image string) (any, error) {
 	if image == "" {
-		return nil, errors.New("name an image (wharf cache evict IMAGE) or use --unused-for")
+		return nil, oci.Errorf(oci.CodeParameterInvalid, "name an image (wharf cache evict IMAGE) or use --unused-for")
 	}
 	_, canon, ref, err := parseImage(s.cfg, image)
 	if err != nil {
@@ -257,10 +301,10 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 		switch {
 		case err != nil || id.Anonymous():
 			w.Header().Set("WWW-Authenticate", `Basic realm="wharf admin"`)
-			http.Error(w, "the admin API needs an admin's credentials", http.StatusUnauthorized)
+			registry.WriteError(w, r, oci.Errorf(oci.CodeUnauthorized, "the admin API needs an admin's credentials"))
 		case !s.auth.Policy().IsAdmin(id):
 			s.log.Warn("admin API refused", "user", id.User, "remote", r.RemoteAddr, "path", r.URL.Path)
-			http.Error(w, "user "+id.User+" is not an admin (auth.admins)", http.StatusForbidden)
+			registry.WriteError(w, r, oci.Errorf(oci.CodeDenied, "user %s is not an admin (auth.admins)", id.User))
 		default:
 			next.ServeHTTP(w, r)
 		}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -276,6 +277,11 @@ func TestAuthBadInput(t *testing.T) {
 		{"GET", "/v2/", "Negotiate abc", "", 401, "UNAUTHORIZED"},
 		{"GET", "/v2/team/app/tags/list", "Basic " + "Og==", "", 401, "UNAUTHORIZED"}, // empty user and password: anonymous
 		{"GET", "/v2/team/app/tags/list", "Bearer wharf1.eyJ9.sig", "", 401, "UNAUTHORIZED"},
+		// The admin API over the network answers in the same envelope.
+		{"GET", "/-/admin/cache/stats", "", "", 401, "UNAUTHORIZED"},
+		{"GET", "/-/admin/cache/stats", "Basic " + base64.StdEncoding.EncodeToString([]byte("carol:carol-pw")), "", 403, "DENIED"},
+		{"GET", "/-/admin/nope", "Basic " + base64.StdEncoding.EncodeToString([]byte("root:root-pw")), "", 404, "NOT_FOUND"},
+		{"POST", "/-/admin/cache/evict?unused_for=soon", "Basic " + base64.StdEncoding.EncodeToString([]byte("root:root-pw")), "", 400, "PARAMETER_INVALID"},
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/registry"
 )
 
 // opsRoutes adds the endpoints for operators and their tools: /healthz,
@@ -25,6 +26,18 @@ func (s *Server) opsRoutes(mux *http.ServeMux, withMetrics bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("GET /-/status", s.serveStatus)
+	mux.HandleFunc("GET /-/pulls", s.servePulls)
+}
+
+// notFound answers a path that names no endpoint on the main listener, in
+// the OCI envelope like every other error.
+func notFound(w http.ResponseWriter, r *http.Request) {
+	registry.WriteError(w, r, oci.Errorf(oci.CodeNotFound, "wharf is a container registry; its API is under /v2/ (try: docker pull %s/NAME:TAG)", r.Host))
+}
+
+// opsNotFound is notFound on the metrics.listen listener.
+func opsNotFound(w http.ResponseWriter, r *http.Request) {
+	registry.WriteError(w, r, oci.Errorf(oci.CodeNotFound, "this is wharf's metrics listener: /metrics, /healthz, /readyz and /-/status"))
 }
 
 // ready answers 200 when the server can do its work: running, the index
@@ -122,6 +135,7 @@ func (s *Server) listenOps() (*opsListener, error) {
 	}
 	mux := http.NewServeMux()
 	s.opsRoutes(mux, true)
+	mux.HandleFunc("/", opsNotFound)
 	return &opsListener{
 		ln:   ln,
 		addr: ln.Addr().String(),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/hosted"
+	"github.com/wharf-registry/wharf/oci"
 )
 
 // GCReport is what a garbage collection of hosted content freed, or would
@@ -28,7 +29,7 @@ func (s *Server) GC(ctx context.Context, req GCRequest) (GCReport, error) {
 	s.mu.Lock()
 	if s.state != StateRunning {
 		s.mu.Unlock()
-		return GCReport{}, fmt.Errorf("server is %s", s.state)
+		return GCReport{}, oci.Errorf(oci.CodeUnavailable, "server is %s", s.state)
 	}
 	svc, stop := s.hosted, s.stop
 	s.bg.Add(1) // under s.mu while running: before Shutdown's Wait

@@ -49,7 +49,7 @@ func parseImage(cfg *config.Config, image string) (proxy, canon string, ref oci.
 		return "", "", ref, err
 	}
 	if proxy, canon, err = canonicalRepo(cfg, name); err != nil {
-		return "", "", ref, err
+		return "", "", ref, oci.Errorf(oci.CodeNameUnknown, "%v", err)
 	}
 	if dg != "" {
 		d, err := oci.ParseDigest(dg)
@@ -59,7 +59,7 @@ func parseImage(cfg *config.Config, image string) (proxy, canon string, ref oci.
 		return proxy, canon, oci.Reference{Digest: d}, nil
 	}
 	if !oci.ValidTag(tag) {
-		return "", "", ref, fmt.Errorf("invalid tag %q", tag)
+		return "", "", ref, oci.Errorf(oci.CodeTagInvalid, "invalid tag %q: up to 128 characters of [A-Za-z0-9_.-], not starting with . or -", tag)
 	}
 	return proxy, canon, oci.Reference{Tag: tag}, nil
 }

@@ -248,8 +248,12 @@ func TestMetricsListen(t *testing.T) {
 		{s.MetricsAddr(), "/-/status", 200},
 		{s.MetricsAddr(), "/v2/", 404},
 	} {
-		if code, _ := body(t, "http://"+c.addr+c.path); code != c.want {
+		code, b := body(t, "http://"+c.addr+c.path)
+		if code != c.want {
 			t.Errorf("%s%s = %d, want %d", c.addr, c.path, code, c.want)
+		}
+		if code == 404 && ociCode([]byte(b)) != "NOT_FOUND" {
+			t.Errorf("%s%s: %s, want a NOT_FOUND envelope", c.addr, c.path, b)
 		}
 	}
 	if r := s.Report(); r.MetricsAddr != s.MetricsAddr() {

@@ -257,7 +257,7 @@ func TestProxyCoalescesConcurrentMisses(t *testing.T) {
 		w.Header().Set("Docker-Content-Digest", layer.String())
 		w.WriteHeader(200)
 		w.Write(body[:len(body)/2])
-		w.(http.Flusher).Flush()
+		http.NewResponseController(w).Flush()
 		<-release
 		w.Write(body[len(body)/2:])
 		return true
@@ -434,7 +434,7 @@ func TestProxyFillOutlivesClientAndServesRanges(t *testing.T) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 		w.WriteHeader(200)
 		w.Write(body[:1<<20])
-		w.(http.Flusher).Flush()
+		http.NewResponseController(w).Flush()
 		<-release
 		w.Write(body[1<<20:])
 		return true

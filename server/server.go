@@ -129,6 +129,7 @@ type Server struct {
 	subMu  sync.Mutex
 	subs   map[int]chan Event
 	nextID int
+	pulls  pullLog // what GET /-/pulls lists
 }
 
 // New validates cfg and prepares a server; nothing touches the disk or
@@ -464,11 +465,7 @@ func (s *Server) routes() http.Handler {
 	// With metrics.listen set, /metrics moves to that listener; health
 	// and status answer on both.
 	s.opsRoutes(mux, s.cfg.Metrics.Listen == "")
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintln(w, "wharf: this is a container registry; its API is under /v2/ (try: docker pull "+r.Host+"/NAME:TAG)")
-	})
+	mux.HandleFunc("/", notFound)
 	return mux
 }
 
@@ -644,6 +641,7 @@ func (s *Server) Subscribe(buffer int) (<-chan Event, func()) {
 }
 
 func (s *Server) publish(e Event) {
+	s.pulls.add(e)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, ch := range s.subs {

@@ -21,7 +21,7 @@ const (
 func (s *Store) SpaceLeft() (free, reserve int64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(s.root, &st); err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("storage: free space of %s: %w", s.root, err)
 	}
 	total := int64(st.Blocks) * int64(st.Bsize)
 	reserve = min(max(total/50, minReserve), maxReserve)

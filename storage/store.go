@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wharf-registry/wharf/oci"
 )
 
@@ -62,7 +64,7 @@ func (s *Store) path(d oci.Digest) string {
 func (s *Store) Stat(d oci.Digest) (int64, error) {
 	fi, err := os.Stat(s.path(d))
 	if err != nil {
-		return 0, notFound(d, err)
+		return 0, notFound("stat", d, err)
 	}
 	return fi.Size(), nil
 }
@@ -71,12 +73,12 @@ func (s *Store) Stat(d oci.Digest) (int64, error) {
 func (s *Store) Open(d oci.Digest) (*os.File, int64, error) {
 	f, err := os.Open(s.path(d))
 	if err != nil {
-		return nil, 0, notFound(d, err)
+		return nil, 0, notFound("open", d, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("storage: open %s: %w", d, err)
 	}
 	return f, fi.Size(), nil
 }
@@ -85,30 +87,34 @@ func (s *Store) Open(d oci.Digest) (*os.File, int64, error) {
 func (s *Store) Delete(d oci.Digest) error {
 	err := os.Remove(s.path(d))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return fmt.Errorf("storage: delete %s: %w", d, err)
 	}
 	return nil
 }
 
-func notFound(d oci.Digest, err error) error {
+// notFound is BLOB_UNKNOWN for a missing file; any other failure says
+// which operation on which blob failed.
+func notFound(op string, d oci.Digest, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: %s", oci.ErrBlobUnknown, d)
 	}
-	return err
+	return fmt.Errorf("storage: %s %s: %w", op, d, err)
 }
 
 // Put streams r into the store as the blob d. size < 0 means unknown. It
 // returns the number of bytes written. Nothing becomes visible unless the
 // bytes hash to d (and, when given, their count is size).
+// Errors say which blob failed and keep their cause for errors.Is
+// (ErrNoSpace, the reader's own errors, the context's).
 func (s *Store) Put(ctx context.Context, d oci.Digest, size int64, r io.Reader) (int64, error) {
 	w, err := s.NewWriter(d.Algorithm())
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("storage: put %s: %w", d, err)
 	}
 	defer w.Abort()
 	n, err := copyCtx(ctx, w, r)
 	if err != nil {
-		return n, err
+		return n, fmt.Errorf("storage: put %s after %d bytes: %w", d, n, err)
 	}
 	if err := w.Commit(d, size); err != nil {
 		return n, err
@@ -171,6 +177,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, classify(err)
 }
 
+// Preallocate reserves disk blocks for n bytes without changing the file's
+// size, so the writes that follow need not allocate as they go. It is a
+// hint: where the filesystem cannot, or the disk has no room (the writes
+// then fail as they would have), nothing changes.
+func (w *Writer) Preallocate(n int64) {
+	if n > 0 {
+		_ = unix.Fallocate(int(w.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, n)
+	}
+}
+
 // syncHash waits for the hash to cover every byte written. A Write after
 // it starts a new hasher where this one stopped.
 func (w *Writer) syncHash() error {
@@ -186,15 +202,20 @@ func (w *Writer) syncHash() error {
 // Size is the number of bytes written so far.
 func (w *Writer) Size() int64 { return w.n }
 
-// Commit verifies and publishes the blob as d.
+// Commit verifies and publishes the blob as d. A mismatch is the OCI
+// error Verify returns, which names the digests; a failure to publish
+// says which blob it was.
 func (w *Writer) Commit(d oci.Digest, size int64) error {
 	if w.done {
-		return errors.New("storage: writer already finished")
+		return fmt.Errorf("storage: commit %s: writer already finished", d)
 	}
 	if err := w.Verify(d, size); err != nil {
 		return err
 	}
-	return w.s.publish(w, d)
+	if err := w.s.publish(w, d); err != nil {
+		return fmt.Errorf("storage: commit %s: %w", d, err)
+	}
+	return nil
 }
 
 // Verify checks the bytes written so far against d (and size, when >= 0)
@@ -209,7 +230,7 @@ func (w *Writer) Verify(d oci.Digest, size int64) error {
 		return oci.Errorf(oci.CodeDigestInvalid, "content was hashed with %s, cannot check %s", w.alg, d)
 	}
 	if err := w.syncHash(); err != nil {
-		return err
+		return fmt.Errorf("storage: verify %s: reading the written bytes back to hash them: %w", d, err)
 	}
 	if got := oci.FromHash(w.alg, w.h); got != d {
 		return oci.Errorf(oci.CodeDigestInvalid, "content hashes to %s, not %s", got, d)
@@ -336,7 +357,7 @@ func (s *Store) Verify(d oci.Digest) (bool, error) {
 	defer f.Close()
 	h := d.NewHash()
 	if _, err := io.Copy(h, f); err != nil {
-		return false, err
+		return false, fmt.Errorf("storage: verify %s: %w", d, err)
 	}
 	return oci.FromHash(d.Algorithm(), h) == d, nil
 }

@@ -483,3 +483,41 @@ func TestWriterDiskFull(t *testing.T) {
 		t.Fatalf("/dev/full: %v", err)
 	}
 }
+
+// TestWriterPreallocate: reserving blocks changes neither the size a reader
+// sees while the blob is written nor what is committed; reserving more than
+// arrives leaves no trailing bytes either.
+func TestWriterPreallocate(t *testing.T) {
+	s := newStore(t)
+	data := content("prealloc", 3<<20+17)
+	d := oci.FromBytes(data)
+	w, err := s.NewWriter("sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	w.Preallocate(int64(len(data)) * 2)
+	r, err := w.OpenReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := w.Write(data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := r.Stat(); err != nil || fi.Size() != 1<<20 {
+		t.Fatalf("temp file after 1 MiB: %v, %v", fi.Size(), err)
+	}
+	if _, err := w.Write(data[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(d, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if size, err := s.Stat(d); err != nil || size != int64(len(data)) {
+		t.Fatalf("committed size %d, %v; want %d", size, err, len(data))
+	}
+	if ok, err := s.Verify(d); !ok || err != nil {
+		t.Fatalf("committed blob does not verify: %v %v", ok, err)
+	}
+}

@@ -28,8 +28,8 @@ func (c *Client) GetBlob(ctx context.Context, repo, digest string, offset int64)
 	if err != nil {
 		return nil, 0, err
 	}
-	if !validDigest(digest) {
-		return nil, 0, c.invalid(op, "invalid digest")
+	if _, err := c.blobDigest(op, digest); err != nil {
+		return nil, 0, err
 	}
 	if offset < 0 {
 		return nil, 0, c.invalid(op, "negative offset")
@@ -95,8 +95,9 @@ func (c *Client) HeadBlob(ctx context.Context, repo, digest string) (_ int64, er
 	if err != nil {
 		return 0, err
 	}
-	if !validDigest(digest) {
-		return 0, c.invalid(op, "invalid digest")
+	d, err := c.blobDigest(op, digest)
+	if err != nil {
+		return 0, err
 	}
 	op = "HEAD blob " + name + "@" + digest
 	resp, err := c.do(ctx, request{
@@ -110,8 +111,8 @@ func (c *Client) HeadBlob(ctx context.Context, repo, digest string) (_ int64, er
 		return 0, err
 	}
 	resp.Body.Close()
-	if h := resp.Header.Get("Docker-Content-Digest"); validDigest(h) && algorithm(h) == algorithm(digest) && h != digest {
-		return 0, c.badResponse(op, "upstream reports digest "+h)
+	if h := headerDigest(resp.Header.Get("Docker-Content-Digest")); h != "" && h.Algorithm() == d.Algorithm() && h != d {
+		return 0, c.badResponse(op, "upstream reports digest "+h.String())
 	}
 	return resp.ContentLength, nil
 }

@@ -4,7 +4,8 @@
 // retries, redirects and timeouts, and classifies every failure as an *Error
 // with a Kind that the HTTP layer maps to an OCI status.
 //
-// It imports no other wharf package.
+// Of wharf it imports only oci, whose names, digests and descriptors it
+// speaks.
 package upstream
 
 import (

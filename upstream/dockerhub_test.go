@@ -6,11 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wharf-registry/wharf/oci"
 )
 
 // newTestClient builds a client with fast retry pacing.
@@ -55,8 +58,8 @@ func TestDockerHubAnonymousPull(t *testing.T) {
 	if !bytes.Equal(body, manifest) {
 		t.Errorf("manifest body differs")
 	}
-	want := Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: digest, Size: int64(len(manifest))}
-	if d != want {
+	want := oci.Descriptor{MediaType: oci.MediaTypeOCIManifest, Digest: oci.Digest(digest), Size: int64(len(manifest))}
+	if !reflect.DeepEqual(d, want) {
 		t.Errorf("descriptor = %+v, want %+v", d, want)
 	}
 	if got := h.scopes(); !slices.Equal(got, []string{"repository:library/busybox:pull"}) {
@@ -84,7 +87,7 @@ func TestDockerHubAnonymousPull(t *testing.T) {
 	if err != nil {
 		t.Fatalf("HeadManifest: %v", err)
 	}
-	if hd != want {
+	if !reflect.DeepEqual(hd, want) {
 		t.Errorf("HEAD descriptor = %+v, want %+v", hd, want)
 	}
 	if n := len(h.scopes()); n != 1 {
@@ -132,7 +135,7 @@ func TestDockerHubAnonymousPull(t *testing.T) {
 	} else if e, _ := errors.AsType[*Error](err); e.Code != "MANIFEST_UNKNOWN" || e.Status != 404 {
 		t.Errorf("unknown tag error = %+v", e)
 	}
-	if _, _, err := c.GetBlob(ctx, "busybox", digestOf("sha256:", []byte("x")), 0); !IsNotFound(err) {
+	if _, _, err := c.GetBlob(ctx, "busybox", sha256Of([]byte("x")), 0); !IsNotFound(err) {
 		t.Errorf("unknown blob: %v, want NotFound", err)
 	}
 }
@@ -377,7 +380,7 @@ func TestCrossHostRedirectNeverCarriesCredentials(t *testing.T) {
 		http.Redirect(w, r, cdn.URL+"/data", http.StatusFound)
 	})
 	c := newTestClient(t, Config{URL: reg.URL, Username: "u", Password: "p"})
-	rc, _, err := c.GetBlob(t.Context(), "a/b", digestOf("sha256:", []byte("blob")), 0)
+	rc, _, err := c.GetBlob(t.Context(), "a/b", sha256Of([]byte("blob")), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wharf-registry/wharf/oci"
 )
 
 // Kind classifies an upstream failure by what the caller should do about it.
@@ -141,14 +142,6 @@ func retryable(err error) bool {
 	return false
 }
 
-// ociErrors is the registry error envelope.
-type ociErrors struct {
-	Errors []struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
-
 const maxErrorBody = 64 << 10
 
 // statusError turns a non-success response into an *Error and closes its
@@ -158,10 +151,8 @@ func (c *Client) statusError(op string, resp *http.Response) *Error {
 	e := &Error{Upstream: c.name, Op: op, Status: resp.StatusCode}
 	if resp.Request == nil || resp.Request.Method != http.MethodHead {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		var env ociErrors
-		if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
-			e.Code = env.Errors[0].Code
-			e.Message = env.Errors[0].Message
+		if code, msg, ok := oci.ParseEnvelope(body); ok {
+			e.Code, e.Message = code, msg
 		} else if s := strings.TrimSpace(string(body)); s != "" && len(s) < 512 {
 			e.Message = s
 		}
@@ -233,6 +224,16 @@ func (c *Client) badResponse(op, msg string) *Error {
 
 func (c *Client) invalid(op, msg string) *Error {
 	return &Error{Kind: Invalid, Upstream: c.name, Op: op, Message: msg}
+}
+
+// invalidOCI is invalid with the message of oci's validation error, which
+// says what is wrong with the name or digest.
+func (c *Client) invalidOCI(op string, err error) *Error {
+	if _, ok := oci.AsError(err); ok {
+		// Keeps oci's code: a bad digest is DIGEST_INVALID, not NAME_INVALID.
+		return &Error{Kind: Invalid, Upstream: c.name, Op: op, Err: err}
+	}
+	return c.invalid(op, err.Error())
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or bad.

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wharf-registry/wharf/oci"
 )
 
 func newServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -36,7 +39,10 @@ func stallUntilDone(t *testing.T) func(r *http.Request) {
 	}
 }
 
-var testDigest = digestOf("sha256:", []byte("{}"))
+var testDigest = sha256Of([]byte("{}"))
+
+// sha256Of is b's digest as the string the client's methods take.
+func sha256Of(b []byte) string { return string(oci.FromBytes(b)) }
 
 func TestRetries(t *testing.T) {
 	tests := []struct {
@@ -84,7 +90,7 @@ func TestRetryHEADAndConnectionReset(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
 			// Drop the connection without answering.
-			conn, _, err := w.(http.Hijacker).Hijack()
+			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				conn.Close()
 			}
@@ -148,7 +154,7 @@ func TestStalledBodyTimesOut(t *testing.T) {
 		w.Header().Set("Content-Length", "1000000")
 		w.WriteHeader(http.StatusOK)
 		w.Write([]byte("first bytes"))
-		w.(http.Flusher).Flush()
+		http.NewResponseController(w).Flush()
 		stall(r)
 	})
 	c := newTestClient(t, Config{URL: srv.URL, IdleTimeout: 200 * time.Millisecond})
@@ -288,31 +294,31 @@ func TestContextCancelDuringBackoff(t *testing.T) {
 
 func TestManifestVerification(t *testing.T) {
 	good := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
-	goodDigest := digestOf("sha256:", good)
-	big := make([]byte, MaxManifestSize+1)
+	goodDigest := sha256Of(good)
+	big := make([]byte, oci.MaxManifestSize+1)
 	tests := []struct {
 		name     string
 		ref      string
 		body     []byte
 		header   map[string]string
 		wantKind Kind
-		want     Descriptor
+		want     oci.Descriptor
 	}{
 		{name: "tag, digest header", ref: "latest", body: good,
 			header: map[string]string{"Docker-Content-Digest": goodDigest, "Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-			want:   Descriptor{"application/vnd.oci.image.manifest.v1+json", goodDigest, int64(len(good))}},
+			want:   oci.Descriptor{MediaType: oci.MediaTypeOCIManifest, Digest: oci.Digest(goodDigest), Size: int64(len(good))}},
 		{name: "tag, no digest header: computed", ref: "latest", body: good,
 			header: map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json; charset=utf-8"},
-			want:   Descriptor{"application/vnd.oci.image.manifest.v1+json", goodDigest, int64(len(good))}},
+			want:   oci.Descriptor{MediaType: oci.MediaTypeOCIManifest, Digest: oci.Digest(goodDigest), Size: int64(len(good))}},
 		{name: "generic content type: media type from body", ref: goodDigest, body: good,
 			header: map[string]string{"Content-Type": "application/json"},
-			want:   Descriptor{"application/vnd.oci.image.manifest.v1+json", goodDigest, int64(len(good))}},
+			want:   oci.Descriptor{MediaType: oci.MediaTypeOCIManifest, Digest: oci.Digest(goodDigest), Size: int64(len(good))}},
 		{name: "digest ref, wrong body", ref: goodDigest, body: []byte(`{"tampered":true}`),
 			header: map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, wantKind: BadResponse},
 		{name: "digest ref, wrong body, lying header", ref: goodDigest, body: []byte(`{"tampered":true}`),
 			header: map[string]string{"Docker-Content-Digest": goodDigest}, wantKind: BadResponse},
 		{name: "tag, header disagrees with body", ref: "latest", body: good,
-			header: map[string]string{"Docker-Content-Digest": digestOf("sha256:", []byte("other"))}, wantKind: BadResponse},
+			header: map[string]string{"Docker-Content-Digest": sha256Of([]byte("other"))}, wantKind: BadResponse},
 		{name: "oversize with Content-Length", ref: "latest", body: big, wantKind: BadResponse},
 		{name: "oversize chunked", ref: "latest", body: big, header: map[string]string{"X-Chunked": "1"}, wantKind: BadResponse},
 	}
@@ -332,7 +338,7 @@ func TestManifestVerification(t *testing.T) {
 			if got := KindOf(err); got != tt.wantKind {
 				t.Fatalf("kind = %v (%v), want %v", got, err, tt.wantKind)
 			}
-			if tt.wantKind == 0 && (d != tt.want || string(body) != string(tt.body)) {
+			if tt.wantKind == 0 && (!reflect.DeepEqual(d, tt.want) || string(body) != string(tt.body)) {
 				t.Errorf("descriptor = %+v, want %+v", d, tt.want)
 			}
 		})
@@ -355,8 +361,8 @@ func TestHeadManifestFallsBackToGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Descriptor{"application/vnd.docker.distribution.manifest.v2+json", digestOf("sha256:", body), int64(len(body))}
-	if d != want || gets.Load() != 1 {
+	want := oci.Descriptor{MediaType: oci.MediaTypeDockerManifest, Digest: oci.FromBytes(body), Size: int64(len(body))}
+	if !reflect.DeepEqual(d, want) || gets.Load() != 1 {
 		t.Errorf("descriptor = %+v after %d GETs, want %+v after 1", d, gets.Load(), want)
 	}
 }

@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/wharf-registry/wharf/oci"
 )
 
 // basicAuth puts go-containerregistry's in-process registry behind basic
@@ -55,7 +58,7 @@ func push(t *testing.T, base, user, pass, repo, tag string, manifest []byte, blo
 		}
 		loc, _ := resp.Location()
 		q := loc.Query()
-		q.Set("digest", digestOf("sha256:", b))
+		q.Set("digest", sha256Of(b))
 		loc.RawQuery = q.Encode()
 		if resp := do(http.MethodPut, loc.String(), b, "application/octet-stream"); resp.StatusCode != http.StatusCreated {
 			t.Fatalf("finish upload: %s", resp.Status)
@@ -76,11 +79,11 @@ func TestGGCRRegistryWithBasicAuth(t *testing.T) {
 	manifest := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
 		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},`+
 		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}`,
-		digestOf("sha256:", config), len(config), digestOf("sha256:", layer), len(layer))
+		sha256Of(config), len(config), sha256Of(layer), len(layer))
 	push(t, srv.URL, "bob", "hunter2", "team/app", "v1", manifest, config, layer)
 	push(t, srv.URL, "bob", "hunter2", "team/app", "v2", manifest)
-	mDigest := digestOf("sha256:", manifest)
-	lDigest := digestOf("sha256:", layer)
+	mDigest := sha256Of(manifest)
+	lDigest := sha256Of(layer)
 
 	c := newTestClient(t, Config{Name: "local", URL: srv.URL, Username: "bob", Password: "hunter2"})
 	ctx := t.Context()
@@ -95,13 +98,13 @@ func TestGGCRRegistryWithBasicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetManifest: %v", err)
 	}
-	if !bytes.Equal(body, manifest) || d.Digest != mDigest || d.MediaType != "application/vnd.oci.image.manifest.v1+json" || d.Size != int64(len(manifest)) {
+	if !bytes.Equal(body, manifest) || d.Digest != oci.Digest(mDigest) || d.MediaType != "application/vnd.oci.image.manifest.v1+json" || d.Size != int64(len(manifest)) {
 		t.Errorf("GetManifest = %+v", d)
 	}
-	if _, d2, err := c.GetManifest(ctx, "team/app", mDigest, nil); err != nil || d2 != d {
+	if _, d2, err := c.GetManifest(ctx, "team/app", mDigest, nil); err != nil || !reflect.DeepEqual(d2, d) {
 		t.Errorf("GetManifest by digest = %+v, %v", d2, err)
 	}
-	if hd, err := c.HeadManifest(ctx, "team/app", "v1", nil); err != nil || hd != d {
+	if hd, err := c.HeadManifest(ctx, "team/app", "v1", nil); err != nil || !reflect.DeepEqual(hd, d) {
 		t.Errorf("HeadManifest = %+v, %v; want %+v", hd, err, d)
 	}
 
@@ -139,7 +142,7 @@ func TestGGCRRegistryWithBasicAuth(t *testing.T) {
 	if _, err := c.HeadManifest(ctx, "team/app", "v9", nil); !IsNotFound(err) {
 		t.Errorf("missing tag (HEAD): %v, want NotFound", err)
 	}
-	if _, _, err := c.GetBlob(ctx, "team/app", digestOf("sha256:", []byte("nope")), 0); !IsNotFound(err) {
+	if _, _, err := c.GetBlob(ctx, "team/app", sha256Of([]byte("nope")), 0); !IsNotFound(err) {
 		t.Errorf("missing blob: %v, want NotFound", err)
 	}
 	if _, _, err := c.GetManifest(ctx, "team/other", "v1", nil); !IsNotFound(err) {

@@ -60,12 +60,12 @@ func newFakeHub(t *testing.T) *fakeHub {
 
 // addImage stores a manifest under repo:tag and by digest, with one layer.
 func (h *fakeHub) addImage(repo, tag string, layer []byte) (manifest []byte, digest, layerDigest string) {
-	layerDigest = digestOf("sha256:", layer)
+	layerDigest = sha256Of(layer)
 	manifest = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
 		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},`+
 		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%d}]}`,
-		digestOf("sha256:", []byte("{}")), layerDigest, len(layer))
-	digest = digestOf("sha256:", manifest)
+		sha256Of([]byte("{}")), layerDigest, len(layer))
+	digest = sha256Of(manifest)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.manifests[repo+"/"+tag] = manifest
@@ -235,7 +235,7 @@ func (h *fakeHub) serveRegistry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		w.Header().Set("Docker-Content-Digest", digestOf("sha256:", body))
+		w.Header().Set("Docker-Content-Digest", sha256Of(body))
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {

@@ -8,28 +8,14 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/wharf-registry/wharf/oci"
 )
-
-// MaxManifestSize is the largest manifest accepted from an upstream; the
-// same limit distribution applies to pushes.
-const MaxManifestSize = 4 << 20
-
-// Descriptor describes a manifest as the upstream served it.
-type Descriptor struct {
-	MediaType string
-	Digest    string
-	Size      int64
-}
 
 // defaultAccept is sent when the caller gives no Accept list: every manifest
 // type a current client can pull.
 func defaultAccept() []string {
-	return []string{
-		"application/vnd.oci.image.index.v1+json",
-		"application/vnd.oci.image.manifest.v1+json",
-		"application/vnd.docker.distribution.manifest.list.v2+json",
-		"application/vnd.docker.distribution.manifest.v2+json",
-	}
+	return []string{oci.MediaTypeOCIIndex, oci.MediaTypeOCIManifest, oci.MediaTypeDockerList, oci.MediaTypeDockerManifest}
 }
 
 func (c *Client) manifestRequest(op, method, repo, ref string, accept []string) request {
@@ -48,7 +34,7 @@ func (c *Client) manifestRequest(op, method, repo, ref string, accept []string) 
 
 func manifestOp(verb, repo, ref string) string {
 	sep := ":"
-	if validDigest(ref) {
+	if isDigestRef(ref) {
 		sep = "@"
 	}
 	return verb + " manifest " + repo + sep + ref
@@ -57,80 +43,79 @@ func manifestOp(verb, repo, ref string) string {
 // HeadManifest resolves ref (a tag or digest) without downloading the
 // manifest. On Docker Hub a HEAD does not count against the pull rate limit.
 // If the upstream leaves out the digest, size or media type, it falls back
-// to GetManifest.
-func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []string) (_ Descriptor, err error) {
+// to GetManifest. The descriptor's digest is always a valid one.
+func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []string) (_ oci.Descriptor, err error) {
 	defer func() { c.observe("manifest", err) }()
 	op := manifestOp("HEAD", repo, ref)
 	name, err := c.repoName(op, repo)
 	if err != nil {
-		return Descriptor{}, err
+		return oci.Descriptor{}, err
 	}
-	if !validReference(ref) {
-		return Descriptor{}, c.invalid(op, "invalid reference")
+	want, err := c.reference(op, ref)
+	if err != nil {
+		return oci.Descriptor{}, err
 	}
 	op = manifestOp("HEAD", name, ref)
 	resp, err := c.do(ctx, c.manifestRequest(op, http.MethodHead, name, ref, accept))
 	if err != nil {
-		return Descriptor{}, err
+		return oci.Descriptor{}, err
 	}
 	resp.Body.Close()
-	d := Descriptor{
-		MediaType: contentType(resp.Header),
-		Digest:    resp.Header.Get("Docker-Content-Digest"),
-		Size:      resp.ContentLength,
-	}
-	if validDigest(ref) {
-		if d.Digest != "" && d.Digest != ref {
-			return Descriptor{}, c.badResponse(op, fmt.Sprintf("upstream reports digest %s for %s", d.Digest, ref))
+	h := resp.Header.Get("Docker-Content-Digest")
+	d := oci.Descriptor{MediaType: contentType(resp.Header), Digest: headerDigest(h), Size: resp.ContentLength}
+	if want != "" {
+		if h != "" && oci.Digest(h) != want {
+			return oci.Descriptor{}, c.badResponse(op, fmt.Sprintf("upstream reports digest %s for %s", h, ref))
 		}
-		d.Digest = ref
+		d.Digest = want
 	}
-	if d.Size > MaxManifestSize {
-		return Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest is %d bytes, limit %d", d.Size, MaxManifestSize))
+	if d.Size > oci.MaxManifestSize {
+		return oci.Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest is %d bytes, limit %d", d.Size, oci.MaxManifestSize))
 	}
-	if !validDigest(d.Digest) || d.Size < 0 || genericType(d.MediaType) {
+	if d.Digest == "" || d.Size < 0 || genericType(d.MediaType) {
 		_, d, err := c.getManifest(ctx, repo, ref, accept)
 		return d, err
 	}
 	return d, nil
 }
 
-// GetManifest fetches a manifest. The body is at most MaxManifestSize. The
+// GetManifest fetches a manifest. The body is at most oci.MaxManifestSize. The
 // returned digest is always the body's: when ref is a digest the body must
 // match it, and a Docker-Content-Digest header must match the body.
-func (c *Client) GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, Descriptor, error) {
+func (c *Client) GetManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, oci.Descriptor, error) {
 	body, d, err := c.getManifest(ctx, repo, ref, accept)
 	c.observe("manifest", err)
 	return body, d, err
 }
 
-func (c *Client) getManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, Descriptor, error) {
+func (c *Client) getManifest(ctx context.Context, repo, ref string, accept []string) ([]byte, oci.Descriptor, error) {
 	op := manifestOp("GET", repo, ref)
 	name, err := c.repoName(op, repo)
 	if err != nil {
-		return nil, Descriptor{}, err
+		return nil, oci.Descriptor{}, err
 	}
-	if !validReference(ref) {
-		return nil, Descriptor{}, c.invalid(op, "invalid reference")
+	want, err := c.reference(op, ref)
+	if err != nil {
+		return nil, oci.Descriptor{}, err
 	}
 	op = manifestOp("GET", name, ref)
 	resp, err := c.do(ctx, c.manifestRequest(op, http.MethodGet, name, ref, accept))
 	if err != nil {
-		return nil, Descriptor{}, err
+		return nil, oci.Descriptor{}, err
 	}
 	defer resp.Body.Close()
-	if resp.ContentLength > MaxManifestSize {
-		return nil, Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest is %d bytes, limit %d", resp.ContentLength, MaxManifestSize))
+	if resp.ContentLength > oci.MaxManifestSize {
+		return nil, oci.Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest is %d bytes, limit %d", resp.ContentLength, oci.MaxManifestSize))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, oci.MaxManifestSize+1))
 	if err != nil {
-		return nil, Descriptor{}, err
+		return nil, oci.Descriptor{}, err
 	}
-	if len(body) > MaxManifestSize {
-		return nil, Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest exceeds %d bytes", MaxManifestSize))
+	if len(body) > oci.MaxManifestSize {
+		return nil, oci.Descriptor{}, c.badResponse(op, fmt.Sprintf("manifest exceeds %d bytes", oci.MaxManifestSize))
 	}
 
-	d := Descriptor{MediaType: contentType(resp.Header), Size: int64(len(body))}
+	d := oci.Descriptor{MediaType: contentType(resp.Header), Size: int64(len(body))}
 	if genericType(d.MediaType) {
 		var probe struct {
 			MediaType string `json:"mediaType"`
@@ -139,22 +124,22 @@ func (c *Client) getManifest(ctx context.Context, repo, ref string, accept []str
 			d.MediaType = probe.MediaType
 		}
 	}
-	if validDigest(ref) {
-		if got := digestOf(ref, body); got != ref {
-			return nil, Descriptor{}, c.badResponse(op, "manifest body has digest "+got)
+	if want != "" {
+		if got := oci.FromBytesAlg(want.Algorithm(), body); got != want {
+			return nil, oci.Descriptor{}, c.badResponse(op, "manifest body has digest "+got.String())
 		}
-		d.Digest = ref
+		d.Digest = want
 	}
-	if h := resp.Header.Get("Docker-Content-Digest"); validDigest(h) {
-		if got := digestOf(h, body); got != h {
-			return nil, Descriptor{}, c.badResponse(op, fmt.Sprintf("Docker-Content-Digest %s does not match body digest %s", h, got))
+	if h := headerDigest(resp.Header.Get("Docker-Content-Digest")); h != "" {
+		if got := oci.FromBytesAlg(h.Algorithm(), body); got != h {
+			return nil, oci.Descriptor{}, c.badResponse(op, fmt.Sprintf("Docker-Content-Digest %s does not match body digest %s", h, got))
 		}
 		if d.Digest == "" {
 			d.Digest = h
 		}
 	}
 	if d.Digest == "" {
-		d.Digest = digestOf("sha256:", body)
+		d.Digest = oci.FromBytes(body)
 	}
 	return body, d, nil
 }

@@ -1,26 +1,19 @@
 package upstream
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
-	"regexp"
 	"strings"
+
+	"github.com/wharf-registry/wharf/oci"
 )
 
-// Names are checked here, not only by callers, because they become URL
-// paths: a name must never be able to change which endpoint is hit.
-var (
-	repoPattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-	tagPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
-)
-
-const maxRepoLen = 255
+// Names, tags and digests are checked here with oci's grammar, not only by
+// callers, because they become URL paths: a name must never be able to
+// change which endpoint is hit.
 
 // repoName validates repo and applies Docker Hub's implicit "library/".
 func (c *Client) repoName(op, repo string) (string, error) {
-	if len(repo) > maxRepoLen || !repoPattern.MatchString(repo) {
-		return "", c.invalid(op, "invalid repository name")
+	if err := oci.ValidateName(repo); err != nil {
+		return "", c.invalidOCI(op, err)
 	}
 	if c.dockerHub && !strings.Contains(repo, "/") {
 		repo = "library/" + repo
@@ -30,48 +23,36 @@ func (c *Client) repoName(op, repo string) (string, error) {
 
 func pullScope(repo string) string { return "repository:" + repo + ":pull" }
 
-// validDigest accepts the algorithms we can verify: sha256 and sha512.
-func validDigest(d string) bool {
-	alg, enc, ok := strings.Cut(d, ":")
-	if !ok {
-		return false
+// blobDigest validates a blob digest: sha256 or sha512, the algorithms a
+// fill can verify.
+func (c *Client) blobDigest(op, digest string) (oci.Digest, error) {
+	d, err := oci.ParseDigest(digest)
+	if err != nil {
+		return "", c.invalidOCI(op, err)
 	}
-	var n int
-	switch alg {
-	case "sha256":
-		n = 64
-	case "sha512":
-		n = 128
-	default:
-		return false
-	}
-	if len(enc) != n {
-		return false
-	}
-	for i := 0; i < len(enc); i++ {
-		if c := enc[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return d, nil
 }
 
-func algorithm(digest string) string {
-	alg, _, _ := strings.Cut(digest, ":")
-	return alg
-}
-
-func validReference(ref string) bool {
-	return tagPattern.MatchString(ref) || validDigest(ref)
-}
-
-// digestOf computes the digest of b with the algorithm of like, which must
-// be a valid digest.
-func digestOf(like string, b []byte) string {
-	if strings.HasPrefix(like, "sha512:") {
-		sum := sha512.Sum512(b)
-		return "sha512:" + hex.EncodeToString(sum[:])
+// reference validates a manifest reference and returns its digest, or ""
+// for a tag. Tags cannot hold a colon, so one means a digest.
+func (c *Client) reference(op, ref string) (oci.Digest, error) {
+	if isDigestRef(ref) {
+		return c.blobDigest(op, ref)
 	}
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	if !oci.ValidTag(ref) {
+		return "", c.invalid(op, "invalid reference: not a tag or digest")
+	}
+	return "", nil
+}
+
+func isDigestRef(ref string) bool { return strings.Contains(ref, ":") }
+
+// headerDigest is a Docker-Content-Digest header as a digest, or "" when it
+// is absent or not one wharf can check.
+func headerDigest(v string) oci.Digest {
+	d, err := oci.ParseDigest(v)
+	if err != nil {
+		return ""
+	}
+	return d
 }

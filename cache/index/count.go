@@ -19,7 +19,7 @@ func (tx *Txn) CountEntries() (map[string]int64, error) {
 			return true, nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, fail(err, "count %s records", typ)
 		}
 		out[typ] = n
 	}

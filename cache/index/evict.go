@@ -226,6 +226,14 @@ func batches[T any](ctx context.Context, n int, do func(lo, hi int) ([]T, error)
 // allows. It returns the records it removed; on an error, those were
 // removed all the same.
 func (x *Index) DeleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord, error) {
+	out, err := x.deleteBlobs(ctx, ds)
+	if err != nil {
+		return out, fail(err, "delete %d blob records", len(ds))
+	}
+	return out, nil
+}
+
+func (x *Index) deleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord, error) {
 	ds = slices.Clone(ds)
 	slices.Sort(ds)
 	ds = slices.Compact(ds)
@@ -374,7 +382,7 @@ func (x *Index) PlanEviction(cands []LRUEntry, before time.Time) ([]EvictPlan, e
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fail(err, "plan the eviction of %d blobs", len(cands))
 	}
 	return plan, nil
 }
@@ -390,9 +398,13 @@ func (x *Index) PlanEviction(cands []LRUEntry, before time.Time) ([]EvictPlan, e
 // removed all the same. A writer that changes one of these blobs while a
 // transaction runs makes it conflict and start over.
 func (x *Index) Evict(ctx context.Context, plan []EvictPlan) ([]LRUEntry, error) {
-	return batches(ctx, len(plan), func(lo, hi int) ([]LRUEntry, error) {
+	out, err := batches(ctx, len(plan), func(lo, hi int) ([]LRUEntry, error) {
 		return x.evictBatch(ctx, plan[lo:hi])
 	})
+	if err != nil {
+		return out, fail(err, "evict %d blobs", len(plan))
+	}
+	return out, err
 }
 
 // EvictBlobs is PlanEviction and Evict in one.

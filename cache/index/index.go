@@ -18,8 +18,34 @@ import (
 	"github.com/wharf-registry/wharf/oci"
 )
 
-// ErrNotFound is returned when a record does not exist.
+// ErrNotFound is returned when a record does not exist. It comes back
+// bare, not wrapped: callers test for it on every lookup and answer it
+// themselves (MANIFEST_UNKNOWN, a cache miss), and it costs nothing.
 var ErrNotFound = errors.New("index: not found")
+
+// opError is any other failure, saying which operation failed on which
+// records, so that a log line names them.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return "index: " + e.op + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// fail wraps err, which is not nil, with the operation that failed. The
+// innermost operation says best what failed, so an error that already
+// names one is returned as it is, and so is ErrNotFound. Call it only on
+// the error path: formatting allocates.
+func fail(err error, format string, args ...any) error {
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, ok := errors.AsType[*opError](err); ok {
+		return err
+	}
+	return &opError{op: fmt.Sprintf(format, args...), err: err}
+}
 
 // Key prefixes. A repository name never contains NUL, so NUL separates
 // the parts of composite keys and keeps prefix scans exact.
@@ -148,8 +174,12 @@ func (x *Index) RunGC() {
 // concurrent transactions (parallel pushes of the same tag, say).
 func (x *Index) Update(ctx context.Context, fn func(*Txn) error) error {
 	for attempt := 0; ; attempt++ {
-		err := x.db.Update(func(t *badger.Txn) error { return fn(&Txn{t}) })
+		var fnErr error
+		err := x.db.Update(func(t *badger.Txn) error { fnErr = fn(&Txn{t}); return fnErr })
 		if !errors.Is(err, badger.ErrConflict) || attempt >= 50 {
+			if err != nil && err != fnErr { // fn's own error is the caller's to describe
+				return fail(err, "commit")
+			}
 			return err
 		}
 		if ctx.Err() != nil {
@@ -238,11 +268,13 @@ func (tx *Txn) Blob(d oci.Digest) (BlobRecord, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return r, ErrNotFound
 	}
-	if err != nil {
-		return r, err
+	if err == nil {
+		err = it.Value(func(b []byte) error { return decodeBlobRecord(d, b, &r) })
 	}
-	err = it.Value(func(b []byte) error { return decodeBlobRecord(d, b, &r) })
-	return r, err
+	if err != nil {
+		return r, fail(err, "read blob %s", d)
+	}
+	return r, nil
 }
 
 func blobKey(d oci.Digest) []byte {
@@ -262,6 +294,13 @@ func (tx *Txn) setBlob(d oci.Digest, r BlobRecord) error {
 // PutBlob writes a blob record.
 // It keeps the usage counters and the least-recently-used order in step.
 func (tx *Txn) PutBlob(r BlobRecord) error {
+	if err := tx.putBlob(r); err != nil {
+		return fail(err, "put blob %s", r.Digest)
+	}
+	return nil
+}
+
+func (tx *Txn) putBlob(r BlobRecord) error {
 	old, err := tx.Blob(r.Digest)
 	switch {
 	case err == nil:
@@ -279,6 +318,13 @@ func (tx *Txn) PutBlob(r BlobRecord) error {
 
 // DeleteBlob removes a blob record and all its links.
 func (tx *Txn) DeleteBlob(d oci.Digest) error {
+	if err := tx.deleteBlob(d); err != nil {
+		return fail(err, "delete blob %s", d)
+	}
+	return nil
+}
+
+func (tx *Txn) deleteBlob(d oci.Digest) error {
 	var repos []string
 	err := tx.scan(pLinkRev+string(d)+"\x00", "", false, func(k string, _ []byte) (bool, error) {
 		repos = append(repos, k[len(pLinkRev)+len(d)+1:])
@@ -307,23 +353,35 @@ func (tx *Txn) DeleteBlob(d oci.Digest) error {
 
 // LinkBlob makes d visible in repo.
 func (tx *Txn) LinkBlob(repo string, d oci.Digest) error {
-	if err := tx.t.Set([]byte(pLink+repo+"\x00"+string(d)), nil); err != nil {
-		return err
+	err := tx.t.Set([]byte(pLink+repo+"\x00"+string(d)), nil)
+	if err == nil {
+		err = tx.t.Set([]byte(pLinkRev+string(d)+"\x00"+repo), nil)
 	}
-	return tx.t.Set([]byte(pLinkRev+string(d)+"\x00"+repo), nil)
+	if err != nil {
+		return fail(err, "link %s into %s", d, repo)
+	}
+	return nil
 }
 
 // UnlinkBlob hides d in repo.
 func (tx *Txn) UnlinkBlob(repo string, d oci.Digest) error {
-	if err := tx.del(pLink + repo + "\x00" + string(d)); err != nil {
-		return err
+	err := tx.del(pLink + repo + "\x00" + string(d))
+	if err == nil {
+		err = tx.del(pLinkRev + string(d) + "\x00" + repo)
 	}
-	return tx.del(pLinkRev + string(d) + "\x00" + repo)
+	if err != nil {
+		return fail(err, "unlink %s from %s", d, repo)
+	}
+	return nil
 }
 
 // BlobLinked reports whether d is visible in repo.
 func (tx *Txn) BlobLinked(repo string, d oci.Digest) (bool, error) {
-	return tx.exists(pLink + repo + "\x00" + string(d))
+	ok, err := tx.exists(pLink + repo + "\x00" + string(d))
+	if err != nil {
+		return false, fail(err, "look up link of %s in %s", d, repo)
+	}
+	return ok, nil
 }
 
 // BlobRepos lists the repositories d is linked in.
@@ -333,7 +391,10 @@ func (tx *Txn) BlobRepos(d oci.Digest) ([]string, error) {
 		repos = append(repos, k[len(pLinkRev)+len(d)+1:])
 		return true, nil
 	})
-	return repos, err
+	if err != nil {
+		return nil, fail(err, "list repositories of %s", d)
+	}
+	return repos, nil
 }
 
 // EachBlob visits every blob record.
@@ -352,18 +413,30 @@ func (tx *Txn) EachBlob(fn func(BlobRecord) error) error {
 // Manifest returns repo's manifest record for d.
 func (tx *Txn) Manifest(repo string, d oci.Digest) (ManifestRecord, error) {
 	var r ManifestRecord
-	err := tx.getJSON(pManifest+repo+"\x00"+string(d), &r)
-	return r, err
+	if err := tx.getJSON(pManifest+repo+"\x00"+string(d), &r); err != nil {
+		return r, fail(err, "read manifest %s in %s", d, repo)
+	}
+	return r, nil
 }
 
 // PutManifest records a manifest in repo.
 func (tx *Txn) PutManifest(repo string, r ManifestRecord) error {
-	return tx.setJSON(pManifest+repo+"\x00"+string(r.Digest), r)
+	if err := tx.setJSON(pManifest+repo+"\x00"+string(r.Digest), r); err != nil {
+		return fail(err, "put manifest %s in %s", r.Digest, repo)
+	}
+	return nil
 }
 
 // DeleteManifest removes a manifest from repo, with its tags and its
 // referrer entry.
 func (tx *Txn) DeleteManifest(repo string, d oci.Digest) error {
+	if err := tx.deleteManifest(repo, d); err != nil {
+		return fail(err, "delete manifest %s from %s", d, repo)
+	}
+	return nil
+}
+
+func (tx *Txn) deleteManifest(repo string, d oci.Digest) error {
 	r, err := tx.Manifest(repo, d)
 	if err != nil {
 		return err
@@ -407,20 +480,31 @@ func (tx *Txn) Tag(repo, tag string) (oci.Digest, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return "", ErrNotFound
 	}
-	if err != nil {
-		return "", err
+	var v []byte
+	if err == nil {
+		v, err = it.ValueCopy(nil)
 	}
-	v, err := it.ValueCopy(nil)
-	return oci.Digest(v), err
+	if err != nil {
+		return "", fail(err, "read tag %s:%s", repo, tag)
+	}
+	return oci.Digest(v), nil
 }
 
 // SetTag points repo:tag at d.
 func (tx *Txn) SetTag(repo, tag string, d oci.Digest) error {
-	return tx.t.Set([]byte(pTag+repo+"\x00"+tag), []byte(d))
+	if err := tx.t.Set([]byte(pTag+repo+"\x00"+tag), []byte(d)); err != nil {
+		return fail(err, "tag %s as %s:%s", d, repo, tag)
+	}
+	return nil
 }
 
 // DeleteTag removes repo:tag.
-func (tx *Txn) DeleteTag(repo, tag string) error { return tx.del(pTag + repo + "\x00" + tag) }
+func (tx *Txn) DeleteTag(repo, tag string) error {
+	if err := tx.del(pTag + repo + "\x00" + tag); err != nil {
+		return fail(err, "delete tag %s:%s", repo, tag)
+	}
+	return nil
+}
 
 // Tags lists up to n tags of repo in lexical order after `last` (n < 0: all).
 func (tx *Txn) Tags(repo string, n int, last string) ([]string, error) {
@@ -437,7 +521,10 @@ func (tx *Txn) Tags(repo string, n int, last string) ([]string, error) {
 		out = append(out, k[len(prefix):])
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fail(err, "list tags of %s", repo)
+	}
+	return out, nil
 }
 
 // TagsFor lists the tags of repo pointing at d.
@@ -450,7 +537,10 @@ func (tx *Txn) TagsFor(repo string, d oci.Digest) ([]string, error) {
 		}
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fail(err, "list tags of %s pointing at %s", repo, d)
+	}
+	return out, nil
 }
 
 // Repositories lists up to n repositories that hold at least one
@@ -482,7 +572,10 @@ func (tx *Txn) Repositories(n int, last string) ([]string, error) {
 
 // AddReferrer records that desc (a manifest in repo) refers to subject.
 func (tx *Txn) AddReferrer(repo string, subject oci.Digest, desc oci.Descriptor) error {
-	return tx.setJSON(pReferrer+repo+"\x00"+string(subject)+"\x00"+string(desc.Digest), desc)
+	if err := tx.setJSON(pReferrer+repo+"\x00"+string(subject)+"\x00"+string(desc.Digest), desc); err != nil {
+		return fail(err, "add %s as a referrer of %s in %s", desc.Digest, subject, repo)
+	}
+	return nil
 }
 
 // Referrers lists the manifests in repo that refer to subject.
@@ -495,23 +588,38 @@ func (tx *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, err
 		}
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fail(err, "list referrers of %s in %s", subject, repo)
+	}
+	return out, nil
 }
 
 // --- uploads ---
 
 // PutUpload records an upload session.
-func (tx *Txn) PutUpload(r UploadRecord) error { return tx.setJSON(pUpload+r.ID, r) }
+func (tx *Txn) PutUpload(r UploadRecord) error {
+	if err := tx.setJSON(pUpload+r.ID, r); err != nil {
+		return fail(err, "put upload %s", r.ID)
+	}
+	return nil
+}
 
 // Upload returns an upload session.
 func (tx *Txn) Upload(id string) (UploadRecord, error) {
 	var r UploadRecord
-	err := tx.getJSON(pUpload+id, &r)
-	return r, err
+	if err := tx.getJSON(pUpload+id, &r); err != nil {
+		return r, fail(err, "read upload %s", id)
+	}
+	return r, nil
 }
 
 // DeleteUpload forgets an upload session.
-func (tx *Txn) DeleteUpload(id string) error { return tx.del(pUpload + id) }
+func (tx *Txn) DeleteUpload(id string) error {
+	if err := tx.del(pUpload + id); err != nil {
+		return fail(err, "delete upload %s", id)
+	}
+	return nil
+}
 
 // EachUpload visits every upload session.
 func (tx *Txn) EachUpload(fn func(UploadRecord) error) error {

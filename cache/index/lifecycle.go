@@ -80,18 +80,20 @@ func (tx *Txn) Usage(origin string) (Usage, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return Usage{}, nil
 	}
-	if err != nil {
-		return Usage{}, err
-	}
 	var u Usage
-	err = it.Value(func(b []byte) error {
-		if len(b) == 16 {
-			u.Bytes = int64(binary.BigEndian.Uint64(b[:8]))
-			u.Count = int64(binary.BigEndian.Uint64(b[8:]))
-		}
-		return nil
-	})
-	return u, err
+	if err == nil {
+		err = it.Value(func(b []byte) error {
+			if len(b) == 16 {
+				u.Bytes = int64(binary.BigEndian.Uint64(b[:8]))
+				u.Count = int64(binary.BigEndian.Uint64(b[8:]))
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return Usage{}, fail(err, "read usage of %s", origin)
+	}
+	return u, nil
 }
 
 // Usages returns the totals of every origin.
@@ -103,12 +105,22 @@ func (tx *Txn) Usages() (map[string]Usage, error) {
 		out[origin] = u
 		return true, err
 	})
-	return out, err
+	if err != nil {
+		return nil, fail(err, "read usage")
+	}
+	return out, nil
 }
 
 // Touch records reads of d: last access at t and hits more hits. It keeps
 // the LRU order; a missing record is ignored (evicted meanwhile).
 func (tx *Txn) Touch(d oci.Digest, t time.Time, hits int64) error {
+	if err := tx.touch(d, t, hits); err != nil {
+		return fail(err, "record reads of %s", d)
+	}
+	return nil
+}
+
+func (tx *Txn) touch(d oci.Digest, t time.Time, hits int64) error {
 	r, err := tx.Blob(d)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -164,11 +176,21 @@ func (tx *Txn) EachLeastRecent(before time.Time, fn func(d oci.Digest, lastAcces
 
 // Pin marks d as pinned by rule (an image reference pattern).
 func (tx *Txn) Pin(d oci.Digest, rule string) error {
-	return tx.t.Set([]byte(pPin+string(d)+"\x00"+rule), nil)
+	if err := tx.t.Set([]byte(pPin+string(d)+"\x00"+rule), nil); err != nil {
+		return fail(err, "pin %s (%s)", d, rule)
+	}
+	return nil
 }
 
 // Unpin removes rule's pin on d ("" removes every pin on d).
 func (tx *Txn) Unpin(d oci.Digest, rule string) error {
+	if err := tx.unpin(d, rule); err != nil {
+		return fail(err, "unpin %s", d)
+	}
+	return nil
+}
+
+func (tx *Txn) unpin(d oci.Digest, rule string) error {
 	if rule != "" {
 		return tx.del(pPin + string(d) + "\x00" + rule)
 	}
@@ -192,7 +214,10 @@ func (tx *Txn) Pinned(d oci.Digest) (bool, error) {
 		found = true
 		return false, nil
 	})
-	return found, err
+	if err != nil {
+		return false, fail(err, "look up pins of %s", d)
+	}
+	return found, nil
 }
 
 // PinRules lists every pin as digest → rules.
@@ -203,7 +228,10 @@ func (tx *Txn) PinRules() (map[oci.Digest][]string, error) {
 		out[oci.Digest(d)] = append(out[oci.Digest(d)], rule)
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fail(err, "list pins")
+	}
+	return out, nil
 }
 
 // ManifestRepos lists the repositories holding a manifest record for d.
@@ -231,5 +259,8 @@ func (tx *Txn) PinsOf(d oci.Digest) ([]string, error) {
 		out = append(out, k[len(prefix):])
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fail(err, "list pins of %s", d)
+	}
+	return out, nil
 }

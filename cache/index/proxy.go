@@ -18,22 +18,27 @@ func (tx *Txn) TagChecked(repo, tag string) (time.Time, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return time.Time{}, ErrNotFound
 	}
-	if err != nil {
-		return time.Time{}, err
-	}
 	var t time.Time
-	err = it.Value(func(b []byte) error {
-		if len(b) == 8 {
-			t = time.Unix(0, int64(binary.BigEndian.Uint64(b)))
-		}
-		return nil
-	})
-	return t, err
+	if err == nil {
+		err = it.Value(func(b []byte) error {
+			if len(b) == 8 {
+				t = time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return time.Time{}, fail(err, "read when %s:%s was checked upstream", repo, tag)
+	}
+	return t, nil
 }
 
 // SetTagChecked records a confirmation of repo:tag at t.
 func (tx *Txn) SetTagChecked(repo, tag string, t time.Time) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(t.UnixNano()))
-	return tx.t.Set([]byte(pTagChecked+repo+"\x00"+tag), b[:])
+	if err := tx.t.Set([]byte(pTagChecked+repo+"\x00"+tag), b[:]); err != nil {
+		return fail(err, "record that %s:%s was checked upstream", repo, tag)
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 	var rep ReconcileReport
 	n, err := s.CleanTemp()
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("reconcile: removing temp files: %w", err)
 	}
 	rep.TempFilesRemoved = n
 	onDisk := map[oci.Digest]int64{}
@@ -41,7 +41,7 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 		return ctx.Err()
 	}, func(p string) { rep.UnrecognizedFiles = append(rep.UnrecognizedFiles, p) })
 	if err != nil {
-		return rep, fmt.Errorf("walking blobs: %w", err)
+		return rep, fmt.Errorf("reconcile: walking blob files: %w", err)
 	}
 	var missing []oci.Digest
 	known := map[oci.Digest]bool{}
@@ -55,7 +55,7 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 		})
 	})
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("reconcile: listing blob records: %w", err)
 	}
 	type repoManifest struct {
 		repo string
@@ -71,11 +71,11 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 		})
 	})
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("reconcile: listing manifest records: %w", err)
 	}
 	for _, m := range lostManifests {
 		if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteManifest(m.repo, m.d) }); err != nil && !errors.Is(err, ErrNotFound) {
-			return rep, err
+			return rep, fmt.Errorf("reconcile: dropping manifest %s of %s, whose file is gone: %w", m.d, m.repo, err)
 		}
 		rep.ManifestsDropped++
 	}
@@ -84,7 +84,7 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 	dropped, err := x.DeleteBlobs(ctx, missing)
 	rep.RecordsDropped += len(dropped)
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("reconcile: dropping records of blobs whose file is gone: %w", err)
 	}
 	var lost []oci.Digest
 	for d := range onDisk {
@@ -107,7 +107,10 @@ func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport
 		}
 		return nil, err
 	})
-	return rep, err
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: recording blob files the index lost: %w", err)
+	}
+	return rep, nil
 }
 
 // FsckProblem is one inconsistency found by Fsck.
@@ -145,7 +148,7 @@ func Fsck(ctx context.Context, x *Index, s *storage.Store, repair bool, progress
 		rep.Problems = append(rep.Problems, FsckProblem{Path: p, What: "file name is not a digest"})
 	})
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("fsck: walking blob files: %w", err)
 	}
 	for _, b := range blobs {
 		if err := ctx.Err(); err != nil {
@@ -167,7 +170,7 @@ func Fsck(ctx context.Context, x *Index, s *storage.Store, repair bool, progress
 			rep.Problems = append(rep.Problems, FsckProblem{Digest: b.d, Path: s.BlobPath(b.d), What: "content does not match its digest"})
 			if repair {
 				if err := s.Quarantine(s.BlobPath(b.d)); err != nil {
-					return rep, err
+					return rep, fmt.Errorf("fsck: quarantining corrupt blob %s: %w", b.d, err)
 				}
 				if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteBlob(b.d) }); err != nil {
 					return rep, err

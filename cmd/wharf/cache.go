@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -243,9 +244,18 @@ func (a *admin) call(method, path string, q url.Values, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		json.NewDecoder(resp.Body).Decode(&e)
-		return errors.New(e.Error)
+		return adminError(resp)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// adminError reads the admin API's OCI error envelope and returns its
+// message, which is written for the user; the code and status only when
+// there is no message.
+func adminError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if _, msg, ok := oci.ParseEnvelope(body); ok && msg != "" {
+		return errors.New(msg)
+	}
+	return errors.New(ociMessage(resp.StatusCode, body))
 }

@@ -45,6 +45,19 @@ func TestCacheCommands(t *testing.T) {
 	if code, _, errOut := runCmd("cache", "pin", "nope:1", "--data-dir", dir); code == 0 || !strings.Contains(errOut, "not cached") {
 		t.Errorf("pin of uncached image: %d %s", code, errOut)
 	}
+	// The server's OCI error reaches the user as its message, not JSON.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cache", "ls", "--sort", "bogus"}, "wharf: sort must be size or last-used, not \"bogus\"\n"},
+		{[]string{"cache", "evict", "--unused-for", "soon"}, "wharf: unused_for: \"soon\" is not a duration like 30d or 12h\n"},
+		{[]string{"cache", "pin", "Upper:1"}, "invalid repository name"},
+	} {
+		if code, _, errOut := runCmd(append(c.args, "--data-dir", dir)...); code != 1 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "{") {
+			t.Errorf("wharf %v: exit %d: %q, want %q", c.args, code, errOut, c.want)
+		}
+	}
 	if code, _, errOut := runCmd("cache", "stats", "--data-dir", t.TempDir()); code == 0 || !strings.Contains(errOut, "no running wharf") {
 		t.Errorf("no server: %d %s", code, errOut)
 	}

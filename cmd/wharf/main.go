@@ -35,6 +35,7 @@ Usage:
   wharf warm IMAGE... [--platform linux/amd64]                     fetch images into the cache ahead of need
   wharf user add|rm|ls NAME [--htpasswd FILE]                     manage the users of the htpasswd file
   wharf tls ca [--host HOST:PORT]                                  where clients want the self-signed CA, and the commands to put it there
+  wharf setup docker|containerd|podman [--apply]                   point a client at wharf, and prove it pulls through it
   wharf version                                                    print the version
 
 Run 'wharf COMMAND --help' for the flags of a command.
@@ -74,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdUser(args[1:], stdout, stderr)
 	case "tls":
 		err = cmdTLS(args[1:], stdout, stderr)
+	case "setup":
+		err = cmdSetup(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wharf %s\n", version)
 	case "help", "-h", "--help":

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,11 +283,8 @@ func (w *warmer) blob(name string, d oci.Descriptor) error {
 
 // ociMessage turns an OCI error body into one line.
 func ociMessage(status int, body []byte) string {
-	var env struct {
-		Errors []struct{ Code, Message string }
-	}
-	if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
-		return fmt.Sprintf("%s: %s (HTTP %d)", env.Errors[0].Code, env.Errors[0].Message, status)
+	if code, msg, ok := oci.ParseEnvelope(body); ok {
+		return fmt.Sprintf("%s: %s (HTTP %d)", code, msg, status)
 	}
 	return fmt.Sprintf("HTTP %d", status)
 }

@@ -73,16 +73,35 @@ func (c *Containerd) Ctr(args ...string) (string, error) {
 	return out, err
 }
 
+// CtrResolving is Ctr with names resolving to 127.0.0.1 for this run
+// (see LoopbackNames). ctr fetches what it pulls itself, so the names need
+// not resolve for containerd.
+func (c *Containerd) CtrResolving(t testing.TB, names []string, args ...string) (string, error) {
+	t.Helper()
+	argv := append(LoopbackNames(t, names...), c.ctr, "-a", c.Address)
+	return runTool(5*time.Minute, nil, c.Dir, append(argv, args...)...)
+}
+
 // HostsDir writes DIR/HOST/hosts.toml entries that send pulls for each host
 // (e.g. "docker.io") to the mirror URLs, for `ctr images pull --hosts-dir`,
 // and returns DIR.
 func (c *Containerd) HostsDir(t testing.TB, mirrors map[string][]string) string {
+	t.Helper()
+	return c.HostsDirCA(t, mirrors, "")
+}
+
+// HostsDirCA is HostsDir for https mirrors whose certificates caFile (a
+// PEM file) signs: each entry gets `ca = caFile`.
+func (c *Containerd) HostsDirCA(t testing.TB, mirrors map[string][]string, caFile string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "hosts.d")
 	for host, urls := range mirrors {
 		var b strings.Builder
 		for _, u := range urls {
 			fmt.Fprintf(&b, "[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", u)
+			if caFile != "" {
+				fmt.Fprintf(&b, "  ca = %q\n", caFile)
+			}
 		}
 		writeFile(t, filepath.Join(dir, host, "hosts.toml"), b.String())
 	}

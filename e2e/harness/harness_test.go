@@ -3,10 +3,15 @@
 package harness
 
 import (
+	"bytes"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -254,5 +259,41 @@ func TestRunConformanceReportsFailures(t *testing.T) {
 	}
 	if !strings.Contains(res.Summary(), "chunked out-of-order") {
 		t.Errorf("summary does not list the failure:\n%s", res.Summary())
+	}
+}
+
+// TestLoopbackNames: a command run behind the prefix resolves the names to
+// 127.0.0.1; the machine's /etc/hosts is left as it was.
+func TestLoopbackNames(t *testing.T) {
+	skipShort(t)
+	before, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runTool(time.Minute, nil, t.TempDir(), append(LoopbackNames(t, "a.wharf.test"), Tool(t, "getent"), "hosts", "a.wharf.test")...)
+	if err != nil || !strings.HasPrefix(out, "127.0.0.1") {
+		t.Fatalf("getent hosts a.wharf.test behind the prefix: %v: %q", err, out)
+	}
+	if after, _ := os.ReadFile("/etc/hosts"); !bytes.Equal(after, before) {
+		t.Fatal("/etc/hosts changed")
+	}
+}
+
+// TestHTTPSTransportNegotiatesHTTP2: the transport trusts the CA given and
+// takes HTTP/2 when offered; the recorder sees the protocol.
+func TestHTTPSTransportNegotiatesHTTP2(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	rec := &ProtocolRecorder{Next: HTTPSTransport(t, ca, "")}
+	resp, err := (&http.Client{Transport: rec}).Get(srv.URL + "/v2/x/blobs/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := rec.Answers("/blobs/"); len(got) != 1 || got[0].Proto != "HTTP/2.0" || got[0].Status != 200 {
+		t.Fatalf("answers %+v, want one 200 over HTTP/2.0", got)
 	}
 }

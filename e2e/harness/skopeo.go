@@ -16,13 +16,32 @@ const SkopeoTimeout = 5 * time.Minute
 // nothing under /etc/containers or $HOME is read. It returns combined output.
 func Skopeo(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	return SkopeoWithRegistries(t, "unqualified-search-registries = []\n", args...)
+	return SkopeoRun{}.Run(t, args...)
 }
 
 // SkopeoWithRegistries is Skopeo with the given registries.conf (v2 TOML),
 // e.g. with [[registry.mirror]] entries pointing at wharf.
 func SkopeoWithRegistries(t testing.TB, registriesConf string, args ...string) (string, error) {
 	t.Helper()
+	return SkopeoRun{RegistriesConf: registriesConf}.Run(t, args...)
+}
+
+// SkopeoRun is a skopeo run with more set up than Skopeo does.
+type SkopeoRun struct {
+	// RegistriesConf is the registries.conf (v2 TOML); empty means no
+	// search registries and no mirrors.
+	RegistriesConf string
+	// LoopbackNames resolve to 127.0.0.1 for this run (see LoopbackNames).
+	LoopbackNames []string
+}
+
+// Run runs `skopeo ARGS...` as Skopeo does, with r's setup.
+func (r SkopeoRun) Run(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	registriesConf := r.RegistriesConf
+	if registriesConf == "" {
+		registriesConf = "unqualified-search-registries = []\n"
+	}
 	bin := Tool(t, "skopeo")
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.json")
@@ -45,6 +64,7 @@ func SkopeoWithRegistries(t testing.TB, registriesConf string, args ...string) (
 	)
 	// skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF; its hidden
 	// --registries-conf flag is honoured.
-	argv := append([]string{bin, "--policy", policy, "--registries.d", registriesD, "--registries-conf", registries, "--tmpdir", tmp}, args...)
+	argv := append(LoopbackNames(t, r.LoopbackNames...), bin, "--policy", policy, "--registries.d", registriesD, "--registries-conf", registries, "--tmpdir", tmp)
+	argv = append(argv, args...)
 	return runTool(SkopeoTimeout, env, dir, argv...)
 }

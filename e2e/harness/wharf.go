@@ -106,8 +106,8 @@ type Wharf struct {
 	extra   []string // the caller's arguments at the end of args
 	tlsName string   // server name for the readiness check over TLS
 	scheme  string   // http or https
-	// tmpl and data rendered ConfigPath; Restart renders them again with
-	// the bound address, so a restarted wharf answers where it did.
+	// tmpl and data render ConfigPath: first with Listen 127.0.0.1:0,
+	// then again with the address wharf bound.
 	tmpl string
 	data WharfConfigData
 }
@@ -161,6 +161,14 @@ func startWharf(t testing.TB, bin, listen string, env []string, configTemplate s
 		attempts = rebindAttempts
 	}
 	w.start(t, attempts)
+	if w.data.Listen != w.Addr {
+		// From now on the config file (and the arguments of a restart)
+		// name the port wharf bound, as a user's config names a fixed
+		// one: commands given --config (wharf status, wharf setup) find
+		// the server, and a restart comes back where clients expect it.
+		w.data.Listen = w.Addr
+		w.args = append(w.serveArgs(t), w.extra...)
+	}
 	return w
 }
 
@@ -185,8 +193,8 @@ func (w *Wharf) serveArgs(t testing.TB) []string {
 
 // Restart starts wharf again with the same arguments, address and data dir,
 // after Stop or Kill. It returns a new Wharf; the old one stays stopped.
-// The address is the port the first start bound, taken again: the port
-// was free a moment ago, when the old process exited.
+// The address is the port the first start bound, taken again (the config
+// names it since): the port was free when the old process exited.
 func (w *Wharf) Restart(t testing.TB) *Wharf {
 	t.Helper()
 	if w.Running() {
@@ -194,10 +202,6 @@ func (w *Wharf) Restart(t testing.TB) *Wharf {
 	}
 	nw := *w
 	nw.Process = nil
-	if nw.data.Listen != nw.Addr {
-		nw.data.Listen = nw.Addr
-		nw.args = append(nw.serveArgs(t), nw.extra...)
-	}
 	nw.start(t, rebindAttempts)
 	return &nw
 }
