@@ -44,6 +44,12 @@ const (
 	// sharedChunks is how many chunks beyond its first all of a proxy's
 	// fills may hold together, so many fills at once stay within memory.
 	sharedChunks = 64
+	// sendBatch is the least a client that keeps up is sent at once (but at
+	// the end of a chunk or the stream).
+	sendBatch = 256 << 10
+	// persistBatch is the least the file write takes at once (but at the
+	// end of a chunk or the stream): fewer, larger writes cost less.
+	persistBatch = 256 << 10
 	// maxResumes bounds how often one fill resumes a broken upstream stream.
 	maxResumes = 3
 )
@@ -428,7 +434,7 @@ func (f *fill) endReceive(err error) {
 func (f *fill) persist(ctx context.Context, w io.Writer) error {
 	for {
 		f.mu.Lock()
-		for f.persisted == f.received && !f.ended && f.err == nil {
+		for f.received-f.persisted < persistBatch && !f.chunkFull(f.persisted) && !f.ended && f.err == nil {
 			ch := f.changed
 			f.mu.Unlock()
 			select {
@@ -457,6 +463,13 @@ func (f *fill) persist(ctx context.Context, w io.Writer) error {
 			return err
 		}
 	}
+}
+
+// chunkFull reports whether the chunk holding byte pos has all its bytes;
+// f.mu must be held.
+func (f *fill) chunkFull(pos int64) bool {
+	c := f.chunkAt(pos)
+	return c != nil && f.received >= c.off+int64(len(c.buf))
 }
 
 // chunkAt is the window's chunk holding byte pos, nil when pos is before
@@ -586,8 +599,11 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		if !verified && (target < 0 || limit >= target) {
 			limit-- // hold back the final byte until verified
 		}
+		wait := false
 		if pos < limit {
-			if c := f.chunkAt(pos); c != nil {
+			if c := f.chunkAt(pos); c != nil && !worthSending(c, pos, limit, target, sent, ended) {
+				wait = true // more is coming in a moment
+			} else if c != nil {
 				seg := c.buf[pos-c.off : min(limit-c.off, int64(len(c.buf)))]
 				c.refs.Add(1)
 				f.mu.Unlock()
@@ -602,7 +618,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			}
 		}
 		f.mu.Unlock()
-		if onDisk := min(limit, persisted); pos < onDisk {
+		if onDisk := min(limit, persisted); pos < onDisk && !wait {
 			// Behind the window: on disk (the window frees only written chunks).
 			if sendfile && own == nil {
 				if own, _ = reopen(file); own == nil {
@@ -637,6 +653,16 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			return sent, ctx.Err()
 		}
 	}
+}
+
+// worthSending reports whether bytes [pos, limit) of chunk c make a write
+// worth its system call: sendBatch of them, the rest of the chunk, or all
+// there will be before verification. A reader that keeps up with the
+// upstream would otherwise write every few KiB the socket delivers. The
+// first write goes at once, whatever its size.
+func worthSending(c *chunk, pos, limit, target, sent int64, ended bool) bool {
+	return sent == 0 || ended || limit-pos >= sendBatch || limit >= c.off+int64(len(c.buf)) ||
+		(target >= 0 && limit >= target-1)
 }
 
 // copyFile writes bytes [pos, limit) of the file to w: through own, a
