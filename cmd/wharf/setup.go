@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -188,17 +189,7 @@ func cmdSetupDocker(args []string, stdout, stderr io.Writer) error {
 	daemonCfg := fs.String("daemon-config", "", "the daemon's config `file` (default: /etc/docker/daemon.json, or the rootless daemon's)")
 	reloadPid := fs.Int("reload-pid", 0, "reload the daemon with SIGHUP to this `pid` instead of 'systemctl reload docker'")
 	dockerHost := fs.String("docker-host", "", "the daemon's API `URL`, unix:///PATH or tcp://HOST:PORT, for the proof (default: $DOCKER_HOST, else the rootful or rootless socket)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("setup docker takes no arguments (got %q)", fs.Arg(0))}
-	}
-	img, err := setup.ParseHubImage(*mf.testImage)
-	if err != nil {
-		return usageError{err}
-	}
-	mirror, _, hc, err := mf.resolve()
+	img, mirror, _, hc, err := parseSetup(fs, mf, args)
 	if err != nil {
 		return err
 	}
@@ -303,17 +294,7 @@ func cmdSetupContainerd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("setup containerd", setupContainerdSynopsis, stderr)
 	mf := addMirrorFlags(fs)
 	dir := fs.String("hosts-dir", setup.DefaultHostsDir, "containerd's hosts `directory` (its config_path)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("setup containerd takes no arguments (got %q)", fs.Arg(0))}
-	}
-	img, err := setup.ParseHubImage(*mf.testImage)
-	if err != nil {
-		return usageError{err}
-	}
-	mirror, cfg, hc, err := mf.resolve()
+	img, mirror, cfg, hc, err := parseSetup(fs, mf, args)
 	if err != nil {
 		return err
 	}
@@ -322,6 +303,23 @@ func cmdSetupContainerd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return applyAndProve("containerd", args, mf, mirror, hc, img, changes, stdout, stderr)
+}
+
+// parseSetup parses a setup command's flags (it takes no arguments) and
+// resolves the test image, wharf's mirror URL and config, and a client.
+func parseSetup(fs *flag.FlagSet, mf mirrorFlags, args []string) (setup.Image, string, *config.Config, *http.Client, error) {
+	if err := parse(fs, args); err != nil {
+		return setup.Image{}, "", nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return setup.Image{}, "", nil, nil, usageError{fmt.Errorf("%s takes no arguments (got %q)", fs.Name(), fs.Arg(0))}
+	}
+	img, err := setup.ParseHubImage(*mf.testImage)
+	if err != nil {
+		return setup.Image{}, "", nil, nil, usageError{err}
+	}
+	mirror, cfg, hc, err := mf.resolve()
+	return img, mirror, cfg, hc, err
 }
 
 // applyAndProve prints the changes; with --apply it writes them and proves
@@ -385,17 +383,7 @@ func cmdSetupPodman(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("setup podman", setupPodmanSynopsis, stderr)
 	mf := addMirrorFlags(fs)
 	path := fs.String("registries-conf", setup.DefaultRegistriesDropIn, "the registries.conf `file` to write (a drop-in under registries.conf.d)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("setup podman takes no arguments (got %q)", fs.Arg(0))}
-	}
-	img, err := setup.ParseHubImage(*mf.testImage)
-	if err != nil {
-		return usageError{err}
-	}
-	mirror, cfg, hc, err := mf.resolve()
+	img, mirror, cfg, hc, err := parseSetup(fs, mf, args)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 )
@@ -96,6 +98,17 @@ func TestSetupDockerWarnsAboutFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stdin.Close(); cmd.Wait() }) // EOF ends `read`
+	// The stand-in must be the shell with that command line before setup reads it.
+	cmdline := fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if b, _ := os.ReadFile(cmdline); bytes.Contains(b, []byte("--registry-mirror")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never showed the stand-in's command line", cmdline)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	var out, errb bytes.Buffer
 	code := run([]string{"setup", "docker", "--daemon-config", filepath.Join(t.TempDir(), "daemon.json"),
 		"--mirror", "http://127.0.0.1:5000", "--reload-pid", strconv.Itoa(cmd.Process.Pid)}, &out, &errb)
