@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/registry"
 )
 
 // recentPullsKept bounds GET /-/pulls: enough for `wharf setup` to find
@@ -76,7 +79,7 @@ func (s *Server) servePulls(w http.ResponseWriter, r *http.Request) {
 	if a := r.URL.Query().Get("after"); a != "" {
 		var err error
 		if seq, err = strconv.ParseUint(a, 10, 64); err != nil {
-			http.Error(w, "after: want a sequence number from an earlier answer's last", http.StatusBadRequest)
+			registry.WriteError(w, r, oci.Errorf(oci.CodeParameterInvalid, "after: want a sequence number from an earlier answer's last, not %q", a))
 			return
 		}
 	}

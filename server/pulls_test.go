@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,9 +71,10 @@ func TestRecentPulls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("after=x: %s, want 400", resp.Status)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"PARAMETER_INVALID"`) {
+		t.Errorf("after=x: %s %s, want 400 PARAMETER_INVALID", resp.Status, body)
 	}
 }
 
