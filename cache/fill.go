@@ -5,14 +5,17 @@ package cache
 // it. The fill runs three loops, none waiting on another except through
 // the bounded window between them:
 //
-//	upstream socket ──receive──▶ window (memory, ≤ windowChunks) ──persist──▶ temp file ──▶ hash (storage, behind)
-//	                                   │                                          │
-//	                                   └─────────── copyTo: clients ◀─────────────┘
+//	upstream socket ──receive──▶ window (memory, ≤ windowChunks) ──persist──▶ temp file (O_DIRECT where it can)
+//	                                   │           └────────────hash──▶ digest
+//	                                   └─────────── copyTo: clients ◀─────────────┘ (from the window, else the file)
 //
 // Clients are served from the window as soon as bytes arrive, so neither
 // the file write nor the hash sits between the upstream and the clients.
-// A client that falls behind the window reads the file instead. The window
-// frees a chunk only once it is on disk, so a slow disk slows the download
+// The hash reads the window too, not the file, so it never waits for the
+// disk, and the file is written past the page cache (storage.Writer.Direct),
+// which spares the CPU the copy into fresh page-cache pages. A client that
+// falls behind the window reads the file instead. The window frees a chunk
+// only once it is on disk and hashed, so a slow disk slows the download
 // (memory stays bounded), but a slow client never does. The last byte of
 // every response is held back until the whole blob matched its digest;
 // only then is the file fsynced, renamed into place and indexed.
@@ -160,32 +163,46 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	}
 	defer w.Abort()
 	w.Preallocate(size)
+	block := 1
+	if w.Direct() {
+		block = storage.DirectAlign
+	}
+	sum := w.HashAside()
 	rf, err := w.OpenReader()
 	if err != nil {
 		return fmt.Errorf("cache: read handle on the temp file of %s: %w", f.digest, err)
 	}
 	f.mu.Lock()
-	f.size, f.file = size, rf
+	f.size, f.file, f.direct = size, rf, block > 1
 	f.mu.Unlock()
 	close(f.ready)
 	readyClosed = true
 
-	persisted := make(chan error, 1)
-	go func() { persisted <- f.persist(ctx, w) }()
-	rerr := p.receiveAll(ctx, f, repo, &body, size)
-	f.endReceive(rerr)
-	if perr := <-persisted; rerr == nil {
-		rerr = perr
+	persisted, hashed := make(chan error, 1), make(chan error, 1)
+	go func() { persisted <- f.persist(ctx, w, block) }()
+	go func() { hashed <- f.hash(ctx, sum) }()
+	err = p.receiveAll(ctx, f, repo, &body, size)
+	f.endReceive(err)
+	if herr := <-hashed; err == nil {
+		err = herr
 	}
-	if rerr != nil {
-		return rerr
+	if err == nil {
+		if verr := w.Verify(f.digest, size); verr != nil {
+			err = fmt.Errorf("upstream sent bad content for %s: %w", f.digest, verr)
+			f.fail(err) // stops the file write
+		}
 	}
-	if err := w.Verify(f.digest, size); err != nil {
-		return fmt.Errorf("upstream sent bad content for %s: %w", f.digest, err)
+	if err == nil {
+		// Readers may finish now: the file write catching up and making
+		// the copy durable (fsync, rename, index) need not delay them.
+		f.verify()
 	}
-	// Readers may finish now; making the copy durable (fsync, rename,
-	// index) need not delay them.
-	f.verify()
+	if perr := <-persisted; err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
 	release := p.o.Store.HoldBlob(f.digest) // no GC or eviction of this digest meanwhile
 	defer release()
 	if err := w.Commit(f.digest, size); err != nil {
@@ -254,6 +271,8 @@ type fill struct {
 	window    []*chunk      // contiguous, oldest first, ending at received
 	received  int64         // bytes from the upstream
 	persisted int64         // bytes written to the temp file; ≤ received
+	hashed    int64         // bytes hashed; ≤ received
+	direct    bool          // the file is written with O_DIRECT: read it that way too
 	ended     bool          // receive is over: received is final, or err is set
 	verified  bool          // every byte matched the digest
 	done      bool
@@ -274,7 +293,8 @@ type chunk struct {
 	refs   atomic.Int32
 }
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+// chunkPool's buffers are aligned for direct I/O.
+var chunkPool = sync.Pool{New: func() any { b := storage.AlignedBuf(chunkSize); return &b }}
 
 func (c *chunk) unref(b *chunkBudget) {
 	if c.refs.Add(-1) != 0 {
@@ -362,9 +382,9 @@ func expectEOF(body io.Reader, size int64) error {
 // room returns the chunk the next bytes go into: the newest one while it
 // has space, else a new one. A fill may always have one chunk; more come
 // from the proxy's shared budget, up to windowChunks. When the window can
-// grow no more, its oldest chunk goes once it is on disk (readers still on
-// it finish from their own reference, later ones read the file), waiting
-// for the file write if need be.
+// grow no more, its oldest chunk goes once it is on disk and hashed
+// (readers still on it finish from their own reference, later ones read
+// the file), waiting for the file write and the hash if need be.
 func (f *fill) room(ctx context.Context) (*chunk, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -384,7 +404,7 @@ func (f *fill) room(ctx context.Context) (*chunk, error) {
 		if n < windowChunks && f.budget.take() {
 			return f.newChunk(true), nil
 		}
-		if old := f.window[0]; old.off+int64(len(old.buf)) <= f.persisted {
+		if old := f.window[0]; old.off+int64(len(old.buf)) <= min(f.persisted, f.hashed) {
 			f.window = f.window[1:]
 			old.unref(f.budget)
 			continue
@@ -418,7 +438,7 @@ func (f *fill) newChunk(shared bool) *chunk {
 }
 
 // endReceive marks the end of the upstream stream; err != nil fails the
-// fill at once, so the file write and readers stop.
+// fill at once, so the file write, the hash and readers stop.
 func (f *fill) endReceive(err error) {
 	f.mu.Lock()
 	f.ended = true
@@ -429,12 +449,36 @@ func (f *fill) endReceive(err error) {
 	f.mu.Unlock()
 }
 
+// fail fails the fill (unless it failed already), stopping every loop.
+func (f *fill) fail(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.broadcast()
+	f.mu.Unlock()
+}
+
 // persist writes the window to the temp file as bytes arrive, until the
-// stream ended and every byte is written.
-func (f *fill) persist(ctx context.Context, w io.Writer) error {
+// stream ended and every byte is written. Each write but the last is a
+// multiple of block bytes, so a direct-I/O file takes it as it is.
+func (f *fill) persist(ctx context.Context, w io.Writer, block int) error {
+	return f.follow(ctx, w, &f.persisted, block)
+}
+
+// hash feeds the window to the blob's hash as bytes arrive, from memory,
+// beside the file write.
+func (f *fill) hash(ctx context.Context, h io.Writer) error {
+	return f.follow(ctx, h, &f.hashed, 1)
+}
+
+// follow writes the window to w as bytes arrive, in batches, advancing *at
+// (a position guarded by f.mu) until the stream ended and w has every
+// byte. The window keeps each chunk until every follower is past it.
+func (f *fill) follow(ctx context.Context, w io.Writer, at *int64, block int) error {
 	for {
 		f.mu.Lock()
-		for f.received-f.persisted < persistBatch && !f.chunkFull(f.persisted) && !f.ended && f.err == nil {
+		for f.received-*at < persistBatch && !f.chunkFull(*at) && !f.ended && f.err == nil {
 			ch := f.changed
 			f.mu.Unlock()
 			select {
@@ -444,16 +488,19 @@ func (f *fill) persist(ctx context.Context, w io.Writer) error {
 			}
 			f.mu.Lock()
 		}
-		if f.err != nil || (f.ended && f.persisted == f.received) {
+		if f.err != nil || (f.ended && *at == f.received) {
 			f.mu.Unlock()
-			return nil // receive reports its own failure
+			return nil // the failing loop reports its own error
 		}
-		c := f.chunkAt(f.persisted)
-		seg := c.buf[f.persisted-c.off : min(f.received-c.off, int64(len(c.buf)))]
+		c := f.chunkAt(*at)
+		seg := c.buf[*at-c.off : min(f.received-c.off, int64(len(c.buf)))]
+		if last := f.ended && *at+int64(len(seg)) == f.received; !last && len(seg) > block {
+			seg = seg[:len(seg)/block*block]
+		}
 		f.mu.Unlock()
 		n, err := w.Write(seg)
 		f.mu.Lock()
-		f.persisted += int64(n)
+		*at += int64(n)
 		if err != nil && f.err == nil {
 			f.err = err
 		}
@@ -571,16 +618,23 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 	// A writer that can take a file (an HTTP/1.1 response: sendfile) gets
 	// a handle of its own for the bytes behind the window, with its own
 	// offset, so the kernel copies and readers do not share a position.
+	// A file written with O_DIRECT is read that way too: its bytes are not
+	// in the page cache, and faulting them in costs more than the copy.
 	_, sendfile := w.(io.ReaderFrom)
-	var own *os.File
+	var own, direct *os.File
+	noDirect := false // the filesystem refused a direct read handle
 	defer func() {
 		if own != nil {
 			own.Close()
+		}
+		if direct != nil {
+			direct.Close()
 		}
 	}()
 	for {
 		f.mu.Lock()
 		received, persisted, verified, ended, ferr, ch, file := f.received, f.persisted, f.verified, f.ended, f.err, f.changed, f.file
+		readDirect := f.direct
 		size := f.size
 
 		target := int64(-1) // one past the last byte wanted, when known
@@ -620,6 +674,26 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		f.mu.Unlock()
 		if onDisk := min(limit, persisted); pos < onDisk && !wait {
 			// Behind the window: on disk (the window frees only written chunks).
+			if readDirect && direct == nil && !noDirect {
+				if direct = storage.OpenDirect(file); direct == nil {
+					noDirect = true
+				} else if len(buf) < chunkSize || !storage.IsAligned(buf) {
+					buf = storage.AlignedBuf(chunkSize)
+				}
+			}
+			if direct != nil {
+				span, err := storage.ReadDirect(direct, buf, pos, onDisk)
+				if err != nil {
+					return sent, err
+				}
+				k, err := w.Write(span)
+				pos += int64(k)
+				sent += int64(k)
+				if err != nil {
+					return sent, err
+				}
+				continue
+			}
 			if sendfile && own == nil {
 				if own, _ = reopen(file); own == nil {
 					sendfile = false

@@ -35,6 +35,7 @@ type testFill struct {
 	gate     chan struct{} // file writes wait until it is closed
 	received chan error
 	persist  chan error
+	hashed   chan error
 }
 
 func newTestFill(t *testing.T, size int64, gated bool) *testFill {
@@ -50,14 +51,15 @@ func newTestFill(t *testing.T, size int64, gated bool) *testFill {
 	f := newFill(oci.Digest("sha256:x"), "p/r", &chunkBudget{})
 	f.size, f.file = size, r
 	close(f.ready)
-	tf := &testFill{f: f, gate: make(chan struct{}), received: make(chan error, 1), persist: make(chan error, 1)}
+	tf := &testFill{f: f, gate: make(chan struct{}), received: make(chan error, 1), persist: make(chan error, 1), hashed: make(chan error, 1)}
 	if !gated {
 		close(tf.gate)
 	}
 	pr, pw := io.Pipe()
 	tf.in = pw
 	ctx := context.Background()
-	go func() { tf.persist <- f.persist(ctx, gatedWriter{w, tf.gate}) }()
+	go func() { tf.persist <- f.persist(ctx, gatedWriter{w, tf.gate}, 1) }()
+	go func() { tf.hashed <- f.hash(ctx, sha256.New()) }()
 	go func() {
 		err := f.receive(ctx, pr)
 		f.endReceive(err)
@@ -72,6 +74,7 @@ func newTestFill(t *testing.T, size int64, gated bool) *testFill {
 		}
 		<-tf.received
 		<-tf.persist
+		<-tf.hashed
 		f.finish(errors.New("test over"))
 		w.Close()
 		r.Close()
@@ -281,12 +284,20 @@ func TestFillServesClientsBeforeTheFileWrite(t *testing.T) {
 
 // TestFillWindowIsBounded: with the file write held, the download stops
 // once the window is full, whatever the blob size; once the write goes on,
-// a client that joins late starts from the file and gets every byte right.
+// a client that joins late starts from the file and gets every byte right,
+// read through the page cache or past it (a file written with O_DIRECT).
 func TestFillWindowIsBounded(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) { testFillWindowIsBounded(t, direct) })
+	}
+}
+
+func testFillWindowIsBounded(t *testing.T, direct bool) {
 	const size = (windowChunks+4)<<20 + 7
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{4}).Read(data)
 	tf := newTestFill(t, size, true)
+	tf.f.direct = direct
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
@@ -317,15 +328,21 @@ func TestFillWindowIsBounded(t *testing.T) {
 	if err != nil || n != size || !bytes.Equal(late.bytes(), data) {
 		t.Fatalf("late client: %d bytes, %v", n, err)
 	}
+	// A Range from the middle, starting and ending off the block size.
+	mid := newCounting()
+	n, err = tf.f.copyTo(context.Background(), mid, 4097, 3<<20+11, make([]byte, 64<<10))
+	if err != nil || !bytes.Equal(mid.bytes(), data[4097:3<<20+12]) {
+		t.Fatalf("late Range: %d bytes, %v", n, err)
+	}
 	if tf.f.budget.used.Load() > windowChunks {
 		t.Fatalf("budget holds %d chunks", tf.f.budget.used.Load())
 	}
 }
 
-// TestFillVerifiesBigBlob runs whole fills of a blob large enough that
-// its hash runs behind the writes (storage hashes on a goroutine of its
-// own, some MiB behind): a client still never gets a complete body unless
-// every byte matched the digest, and only a verified blob is cached.
+// TestFillVerifiesBigBlob runs whole fills of a blob large enough to span
+// many chunks, hashed from the window beside the (direct) file write: a
+// client still never gets a complete body unless every byte matched the
+// digest, and only a verified blob is cached.
 func TestFillVerifiesBigBlob(t *testing.T) {
 	data := make([]byte, 9<<20+123)
 	rand.NewChaCha8([32]byte{7}).Read(data)

@@ -111,7 +111,7 @@ func TestHashBehindHashesTheFile(t *testing.T) {
 	// Put the rest in the file without announcing it, so the hasher cannot
 	// have read it yet, change one byte of it on disk, then announce it.
 	rest := in[hashBehindAfter+1:]
-	if _, err := w.f.Write(rest); err != nil {
+	if _, err := w.f.WriteAt(rest, int64(hashBehindAfter+1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.f.WriteAt([]byte{rest[bufSize] ^ 1}, int64(hashBehindAfter+1+bufSize)); err != nil {

@@ -126,15 +126,19 @@ func (s *Store) Put(ctx context.Context, d oci.Digest, size int64, r io.Reader) 
 // Abort. Abort after Commit is a no-op, so `defer w.Abort()` is safe.
 // The first few MiB are hashed as they are written; beyond that the hash
 // follows the file on a goroutine of its own (see hashBehind), and
-// Verify, Digest and Commit wait for it to catch up.
+// Verify, Digest and Commit wait for it to catch up. A cache fill, which
+// holds the bytes in memory anyway, hashes them itself (HashAside) and
+// writes past the page cache (Direct): see direct.go.
 type Writer struct {
 	sinceCheck int64
 	s          *Store
 	f          *os.File
 	alg        string
 	h          hash.Hash
-	behind     *hashBehind // nil while hashing inline
-	hashErr    error       // the hash could not read the file back
+	behind     *hashBehind   // nil while hashing inline
+	aside      *countingHash // the caller hashes (HashAside)
+	direct     *os.File      // O_DIRECT handle on f (Direct), nil without
+	hashErr    error         // the hash could not read the file back
 	n          int64
 	done       bool
 }
@@ -159,9 +163,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := w.f.Write(p)
+	n, ok, err := w.writeDirect(p)
+	if !ok {
+		n, err = w.f.WriteAt(p, w.n)
+	}
 	w.n += int64(n)
 	switch {
+	case w.aside != nil:
 	case w.behind != nil:
 		w.behind.advance(w.n)
 	case w.n <= hashBehindAfter || w.hashErr != nil:
@@ -212,6 +220,9 @@ func (w *Writer) Commit(d oci.Digest, size int64) error {
 	if err := w.Verify(d, size); err != nil {
 		return err
 	}
+	if w.aside != nil && w.aside.n != w.n {
+		return fmt.Errorf("storage: commit %s: %d bytes hashed but %d written", d, w.aside.n, w.n)
+	}
 	if err := w.s.publish(w, d); err != nil {
 		return fmt.Errorf("storage: commit %s: %w", d, err)
 	}
@@ -223,8 +234,17 @@ func (w *Writer) Commit(d oci.Digest, size int64) error {
 // clients once this passes: they are right, whether or not the durable
 // commit that follows succeeds.
 func (w *Writer) Verify(d oci.Digest, size int64) error {
-	if size >= 0 && w.n != size {
-		return oci.Errorf(oci.CodeSizeInvalid, "got %d bytes, expected %d", w.n, size)
+	// With the hash aside, Verify checks what was hashed and may run while
+	// the file write is still going on (so it must not read w.n); Commit
+	// checks that every hashed byte was written.
+	var n int64
+	if w.aside != nil {
+		n = w.aside.n
+	} else {
+		n = w.n
+	}
+	if size >= 0 && n != size {
+		return oci.Errorf(oci.CodeSizeInvalid, "got %d bytes, expected %d", n, size)
 	}
 	if d.Algorithm() != w.alg {
 		return oci.Errorf(oci.CodeDigestInvalid, "content was hashed with %s, cannot check %s", w.alg, d)
@@ -249,6 +269,7 @@ func (w *Writer) Digest() oci.Digest {
 
 func (s *Store) publish(w *Writer, d oci.Digest) error {
 	w.done = true
+	w.closeDirect()
 	name := w.f.Name()
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
@@ -292,6 +313,7 @@ func (w *Writer) Abort() {
 		w.behind.abandon()
 		w.behind = nil
 	}
+	w.closeDirect()
 	w.f.Close()
 	os.Remove(w.f.Name())
 }
