@@ -23,9 +23,15 @@ var layers = [][]string{
 	{"auth", "certs"},
 	{"registry"},
 	{"server", "setup"},
+	{"gui/model"},
 	{"gui"},
 	{"cmd/wharf", "cmd/wharf-desktop"},
 }
+
+// fyneAllowed are the packages that may import Fyne (fyne.io/...): the
+// widgets and the desktop command. The view model (gui/model) may not, so
+// it is tested without a display, and the server binary stays cgo-free.
+var fyneAllowed = map[string]bool{"gui": true, "cmd/wharf-desktop": true}
 
 // Test-support packages may import anything; nothing may import them.
 var testOnly = map[string]bool{"e2e": true, "e2e/harness": true}
@@ -56,6 +62,9 @@ func TestImportDirection(t *testing.T) {
 			continue
 		}
 		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, "fyne.io/") && !fyneAllowed[pkg] {
+				t.Errorf("%s imports %s: only gui and cmd/wharf-desktop may import Fyne; move the code there or keep it Fyne-free", pkg, imp)
+			}
 			if !strings.HasPrefix(imp, module+"/") {
 				continue
 			}
