@@ -296,6 +296,11 @@ func (a *App) show(s snapshot) {
 		a.hosted.SetText(f.Hosted)
 		a.storage.SetText(f.Storage)
 		a.storageBar.SetValue(f.StorageFill)
+		if s.report.Budget.MaxBytes > 0 {
+			a.storageBar.Show()
+		} else {
+			a.storageBar.Hide()
+		}
 		a.rateLimit.SetText(f.RateLimit)
 		a.uptime.SetText("up " + f.Uptime)
 		a.series.Observe(s.at, s.saved)

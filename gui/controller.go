@@ -41,6 +41,9 @@ type Options struct {
 	// ReportEvery how often the server's Report is read while nothing
 	// happens (default 1s).
 	RefreshEvery, ReportEvery time.Duration
+	// Tray puts an icon with a menu in the system tray (the command sets
+	// it when the desktop has one). Without it, closing the window quits.
+	Tray bool
 	// DrainTimeout bounds how long Stop waits for requests in flight
 	// (default 30s, as `wharf serve`).
 	DrainTimeout time.Duration

@@ -8,9 +8,12 @@ import (
 	"github.com/wharf-registry/wharf/gui/model"
 )
 
-// trayCapable says whether the app can have a system tray icon (a
-// desktop driver; not the test driver or a phone).
+// trayCapable says whether the app has a system tray icon: asked for,
+// and a desktop driver (not the test driver or a phone).
 func (a *App) trayCapable() (desktop.App, bool) {
+	if !a.opts.Tray {
+		return nil, false
+	}
 	d, ok := a.fa.(desktop.App)
 	return d, ok
 }

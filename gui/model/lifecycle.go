@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"net"
+)
 
 // Phase is where the embedded server is in its lifecycle, as the app
 // sees it.
@@ -98,6 +101,9 @@ func (l Lifecycle) Busy() bool { return l.Phase == Starting || l.Phase == Stoppi
 func (l Lifecycle) Title() string {
 	switch l.Phase {
 	case Running:
+		if host, port, err := net.SplitHostPort(l.Addr); err == nil && (host == "" || host == "::" || host == "0.0.0.0") {
+			return "Running on port " + port + ", every address"
+		}
 		return "Running on " + l.Addr
 	case Starting:
 		return "Starting…"

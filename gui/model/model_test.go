@@ -56,7 +56,8 @@ func TestLifecycleButtonsAndTitle(t *testing.T) {
 		{Lifecycle{}, true, false, false, "Stopped"},
 		{Lifecycle{Phase: Stopped}, true, false, false, "Stopped"},
 		{Lifecycle{Phase: Starting}, false, false, true, "Starting…"},
-		{Lifecycle{Phase: Running, Addr: "[::]:5000"}, false, true, false, "Running on [::]:5000"},
+		{Lifecycle{Phase: Running, Addr: "[::]:5000"}, false, true, false, "Running on port 5000, every address"},
+		{Lifecycle{Phase: Running, Addr: "127.0.0.1:5000"}, false, true, false, "Running on 127.0.0.1:5000"},
 		{Lifecycle{Phase: Stopping}, false, false, true, "Stopping…"},
 		{Lifecycle{Phase: Failed, Reason: "config: line 3: unknown key"}, true, false, false, "Failed: config: line 3: unknown key"},
 	} {
@@ -188,7 +189,11 @@ func TestTransfers(t *testing.T) {
 func TestSeriesSumsAcrossRestarts(t *testing.T) {
 	at := time.Unix(0, 0)
 	s := Series{Max: 4}
-	for i, v := range []int64{0, 100, 250, 0, 40, 40} { // a restart after 250
+	for i, v := range []int64{0, 100, 250, -1, 0, 40, 40} { // -1: a restart
+		if v < 0 {
+			s.NewServer()
+			continue
+		}
 		s.Observe(at.Add(time.Duration(i)*time.Second), v)
 	}
 	var got []int64

@@ -9,8 +9,8 @@ type Point struct {
 }
 
 // Series is the bytes the cache saved over time, for the chart. It sums
-// across server restarts: each server counts from zero, so a counter that
-// goes down means a new server, and what the old one counted is kept.
+// across server restarts: each server counts from zero, so NewServer
+// keeps what the previous one counted.
 type Series struct {
 	Max  int // samples kept; the oldest go first (default 240)
 	pts  []Point
@@ -20,9 +20,6 @@ type Series struct {
 
 // Observe records the current server's saved-bytes counter at t.
 func (s *Series) Observe(t time.Time, counter int64) {
-	if counter < s.last {
-		s.base += s.last
-	}
 	s.last = counter
 	total := s.base + counter
 	max := s.Max
@@ -33,6 +30,13 @@ func (s *Series) Observe(t time.Time, counter int64) {
 	if len(s.pts) > max {
 		s.pts = append(s.pts[:0:0], s.pts[len(s.pts)-max:]...)
 	}
+}
+
+// NewServer says the next counters come from a new server, counting from
+// zero.
+func (s *Series) NewServer() {
+	s.base += s.last
+	s.last = 0
 }
 
 // Points returns the samples, oldest first.
