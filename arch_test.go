@@ -83,3 +83,19 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 }
+
+// TestServerBinaryIsCgoFree: `go build ./cmd/wharf` must not need cgo;
+// only the desktop app links GL and X11.
+func TestServerBinaryIsCgoFree(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/wharf")
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/wharf with CGO_ENABLED=0: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "fyne.io/") || strings.HasPrefix(dep, "github.com/go-gl/") || dep == module+"/gui" {
+			t.Errorf("cmd/wharf depends on %s: the server binary must build without cgo", dep)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -26,11 +27,16 @@ type App struct {
 	pumped chan struct{}
 
 	// UI-thread state: touched only by show and by handlers.
-	recent  model.Recent
-	series  model.Series
-	lastGen int
-	rows    []model.Row
-	report  *server.Report // the last one shown
+	recent    model.Recent
+	series    model.Series
+	lastGen   int
+	rows      []model.Row
+	report    *server.Report // the last one shown
+	shownLife model.Lifecycle
+
+	// loopDone is set once Fyne's loop has returned (Shutdown): quitting
+	// it again would run on the pump's goroutine and panic.
+	loopDone atomic.Bool
 
 	tabs *container.AppTabs
 
@@ -116,6 +122,7 @@ func (a *App) Quit() {
 // Shutdown stops the server and waits for it (or ctx): what the command
 // does after the app's loop returned, and what tests call.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.loopDone.Store(true)
 	err := a.c.StopAndWait(ctx)
 	a.cancel()
 	<-a.pumped
@@ -191,6 +198,7 @@ func figure(title string, value *widget.Label, detail fyne.CanvasObject) fyne.Ca
 func (a *App) buildDashboard() fyne.CanvasObject {
 	a.state = bold("")
 	a.state.SizeName = theme.SizeNameHeadingText
+	a.state.Truncation = fyne.TextTruncateEllipsis
 	a.problem = widget.NewLabel("")
 	a.problem.Wrapping = fyne.TextWrapWord
 	a.problem.Importance = widget.DangerImportance
@@ -205,11 +213,13 @@ func (a *App) buildDashboard() fyne.CanvasObject {
 
 	a.addrs = container.NewVBox()
 
-	a.hitRatio, a.answers = widget.NewLabel(""), widget.NewLabel("")
-	a.fromCache, a.upstream, a.hosted = widget.NewLabel(""), widget.NewLabel(""), widget.NewLabel("")
-	a.storage, a.storageBar = widget.NewLabel(""), widget.NewProgressBar()
+	// "—" until the server has run: nothing is known yet.
+	a.hitRatio, a.answers = widget.NewLabel("—"), widget.NewLabel("")
+	a.fromCache, a.upstream, a.hosted = widget.NewLabel("—"), widget.NewLabel("—"), widget.NewLabel("—")
+	a.storage, a.storageBar = widget.NewLabel("—"), widget.NewProgressBar()
+	a.storageBar.Hide()
 	a.storageBar.TextFormatter = func() string { return model.Percent(a.storageBar.Value) + " of the budget" }
-	a.rateLimit = widget.NewLabel("")
+	a.rateLimit = widget.NewLabel("—")
 	a.rateLimit.Wrapping = fyne.TextWrapWord
 	upDetail := widget.NewLabel("fetched from upstreams")
 	cacheDetail := widget.NewLabel("served from the cache")
@@ -270,7 +280,11 @@ func (a *App) show(s snapshot) {
 	life := s.life
 	a.state.SetText(life.Title())
 	if life.Phase == model.Failed {
-		a.problem.SetText(life.Reason)
+		reason := life.Reason
+		if !strings.Contains(reason, "press Start") {
+			reason += "\nFix the cause, then press Start."
+		}
+		a.problem.SetText(reason)
 		a.problem.Show()
 	} else if life.Busy() || life.Phase == model.Running {
 		a.problem.Hide()
@@ -327,7 +341,13 @@ func (a *App) show(s snapshot) {
 		a.noPulls.Show()
 	}
 	a.showTray(life)
-	if s.quit {
+	if s.report != nil || life != a.shownLife {
+		// What is on screen, for `make screenshots` and bug reports.
+		a.opts.Logger.Debug("dashboard refreshed", "state", life.Phase, "pulls", len(a.rows),
+			"saved", a.series.Total(), "fetched", a.upstream.Text, "transfers", len(s.transfers))
+	}
+	a.shownLife = life
+	if s.quit && !a.loopDone.Load() {
 		a.fa.Quit()
 	}
 }

@@ -275,7 +275,7 @@ func TestStartProblemsShowInline(t *testing.T) {
 			f := newFixture(t, c.cfg(data))
 			before, _ := os.ReadFile(f.cfg)
 			test.Tap(f.app.startBtn)
-			f.waitState("Failed: ")
+			f.waitState("Not running: it failed")
 			if !f.app.problem.Visible() {
 				t.Error("the reason is not shown")
 			}

@@ -122,13 +122,15 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 		}
 	}
 
+	// Fyne's driver quits its loop on the first SIGINT or SIGTERM; the
+	// server is then drained below, as after Quit. A second signal does
+	// not wait for the drain.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
 		s := <-sigs
 		log.Info("signal: stopping the server, waiting up to 30s for in-flight requests (signal again to force)", "signal", s)
-		g.Quit()
 		<-sigs
 		log.Warn("second signal: exiting without waiting")
 		os.Exit(1)

@@ -16,12 +16,13 @@ type Row struct {
 	// Source is where a pull came from: hit, miss, stale (a proxy's
 	// answer) or hosted; a push is always hosted.
 	Source string
-	Bytes  int64
+	Bytes  int64 // of the manifest
 }
 
-// Text is the row as one line of the list.
+// Text is the row as one line of the list. It leaves out Bytes: an event
+// counts the manifest's bytes only, not the image's.
 func (r Row) Text() string {
-	return fmt.Sprintf("%s  %-4s  %-6s  %s  (%s)", r.Time.Format("15:04:05"), r.Kind, r.Source, r.Image, Bytes(r.Bytes))
+	return fmt.Sprintf("%s  %-4s  %-6s  %s", r.Time.Format("15:04:05"), r.Kind, r.Source, r.Image)
 }
 
 // Recent keeps the newest pulls and pushes, newest first.

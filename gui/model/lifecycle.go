@@ -109,8 +109,8 @@ func (l Lifecycle) Title() string {
 		return "Starting…"
 	case Stopping:
 		return "Stopping…"
-	case Failed:
-		return "Failed: " + l.Reason
+	case Failed: // the reason is long: the dashboard shows it on its own line
+		return "Not running: it failed"
 	}
 	return "Stopped"
 }

@@ -59,7 +59,7 @@ func TestLifecycleButtonsAndTitle(t *testing.T) {
 		{Lifecycle{Phase: Running, Addr: "[::]:5000"}, false, true, false, "Running on port 5000, every address"},
 		{Lifecycle{Phase: Running, Addr: "127.0.0.1:5000"}, false, true, false, "Running on 127.0.0.1:5000"},
 		{Lifecycle{Phase: Stopping}, false, false, true, "Stopping…"},
-		{Lifecycle{Phase: Failed, Reason: "config: line 3: unknown key"}, true, false, false, "Failed: config: line 3: unknown key"},
+		{Lifecycle{Phase: Failed, Reason: "config: line 3: unknown key"}, true, false, false, "Not running: it failed"},
 	} {
 		if c.l.CanStart() != c.start || c.l.CanStop() != c.stop || c.l.Busy() != c.busy || c.l.Title() != c.title {
 			t.Errorf("%+v: start %v stop %v busy %v title %q; want %v %v %v %q", c.l, c.l.CanStart(), c.l.CanStop(), c.l.Busy(), c.l.Title(), c.start, c.stop, c.busy, c.title)
@@ -162,9 +162,9 @@ func TestRecent(t *testing.T) {
 		got = append(got, row.Text())
 	}
 	want := []string{
-		"21:00:02  pull  hit     library/alpine:3.20  (1000 B)",
-		"21:00:01  pull  hosted  local/app@sha256:0123456789ab  (700 B)",
-		"21:00:00  push  hosted  local/app:v1  (700 B)",
+		"21:00:02  pull  hit     library/alpine:3.20",
+		"21:00:01  pull  hosted  local/app@sha256:0123456789ab",
+		"21:00:00  push  hosted  local/app:v1",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("rows =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
