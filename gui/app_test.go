@@ -4,15 +4,24 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf-registry/wharf/e2e/harness"
@@ -215,7 +224,8 @@ func TestDashboardFollowsPullsThroughTheRealServer(t *testing.T) {
 	if a.startBtn.Disabled() || !a.stopBtn.Disabled() || !a.restartBtn.Disabled() {
 		t.Error("stopped: want Start enabled, Stop and Restart disabled")
 	}
-	if _, err := net.Dial("tcp", addr); err == nil {
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
 		t.Errorf("something still answers on %s after Stop", addr)
 	}
 	test.Tap(a.startBtn)
@@ -322,12 +332,16 @@ func TestRestartAndQuit(t *testing.T) {
 		t.Errorf("Start while running = %v", err)
 	}
 	second := a.Lifecycle().Addr
-	if _, err := net.Dial("tcp", first); err == nil && first != second {
-		t.Errorf("the first server still answers on %s", first)
+	if c, err := net.Dial("tcp", first); err == nil {
+		c.Close()
+		if first != second {
+			t.Errorf("the first server still answers on %s", first)
+		}
 	}
 	a.Quit()
 	f.waitState("Stopped")
-	if _, err := net.Dial("tcp", second); err == nil {
+	if c, err := net.Dial("tcp", second); err == nil {
+		c.Close()
 		t.Errorf("something still answers on %s after Quit", second)
 	}
 	if p := a.Lifecycle().Phase; p != model.Stopped {
@@ -381,4 +395,75 @@ func TestPumpRateIsBounded(t *testing.T) {
 	if limit := int64(elapsed/a.opts.RefreshEvery) + 2; n > limit {
 		t.Errorf("%d window updates in %v for %d pulls; want at most %d (one per %v)", n, elapsed, pulls, limit, a.opts.RefreshEvery)
 	}
+}
+
+// A blob the upstream is still sending shows as a transfer with a
+// progress bar at the share received, and goes away once it is cached.
+func TestTransfersShowProgress(t *testing.T) {
+	img, err := random.Image(1<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img.Layers()
+	layer, _ := ls[0].Digest()
+	blob, _ := ls[0].Compressed()
+	body, _ := io.ReadAll(blob)
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	defer open()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+layer.String()) {
+			// Half the layer, then wait: the fill stays under way.
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(body[:len(body)/2])
+			http.NewResponseController(w).Flush()
+			<-release
+			w.Write(body[len(body)/2:])
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer origin.Close()
+	if err := remote.Write(harness.Ref(t, strings.TrimPrefix(origin.URL, "http://")+"/library/slow:1"), img); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, configFor(t.TempDir(), "127.0.0.1:0", origin.URL))
+	a := f.app
+	test.Tap(a.startBtn)
+	f.waitState("Running on ")
+	if len(a.transfers.Objects) != 1 || a.transfers.Objects[0] != a.noTransfer {
+		t.Fatal("a transfer before any pull")
+	}
+	got := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + a.Lifecycle().Addr + "/v2/library/slow/blobs/" + layer.String())
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		got <- err
+	}()
+	var bar *widget.ProgressBar
+	var label *widget.Label
+	f.ui.waitFor(t, "the transfer at half its size", func() bool {
+		if len(a.transfers.Objects) != 1 || a.transfers.Objects[0] == a.noTransfer {
+			return false
+		}
+		row := a.transfers.Objects[0].(*fyne.Container)
+		label, bar = row.Objects[0].(*widget.Label), row.Objects[1].(*widget.ProgressBar)
+		return bar.Value > 0.45
+	})
+	if bar.Value > 0.55 || !strings.Contains(label.Text, "hub/library/slow@"+layer.String()[:19]) || !strings.Contains(label.Text, " of "+model.Bytes(int64(len(body)))) {
+		t.Errorf("transfer row %q at %.2f", label.Text, bar.Value)
+	}
+	open()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	f.ui.waitFor(t, "no transfer once the blob is cached", func() bool {
+		return len(a.transfers.Objects) == 1 && a.transfers.Objects[0] == a.noTransfer
+	})
 }
