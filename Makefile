@@ -16,12 +16,26 @@ export GOFLAGS := -buildvcs=false
 FUZZ_TARGETS := ./oci:FuzzParseDigest ./oci:FuzzValidateName ./oci:FuzzParseRange \
                 ./oci:FuzzParseContentRange ./oci:FuzzParseManifest ./registry:FuzzParseRoute
 
-.PHONY: all build run test test-loaded test-run unit e2e deps lint fuzz fuzz-short bench stress clean
+.PHONY: all build desktop screenshots run test test-loaded test-run unit e2e deps lint fuzz fuzz-short bench stress clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wharf
+
+## desktop: build bin/wharf-desktop, the desktop app (cgo, against the GL/X11
+## headers that `make deps` installs; the first build takes a few minutes)
+DESKTOP_BIN := bin/wharf-desktop
+desktop:
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DESKTOP_BIN) ./cmd/wharf-desktop
+
+## screenshots: run bin/wharf-desktop under Xvfb against a local Distribution
+## origin and save each screen in docs/screenshots/ (fails on a blank or
+## duplicate screen)
+screenshots: deps desktop
+	mkdir -p docs/screenshots
+	WHARF_E2E_REQUIRE=1 WHARF_DESKTOP_BIN=$(abspath $(DESKTOP_BIN)) WHARF_SCREENSHOTS=$(abspath docs/screenshots) \
+	  $(GO) test -count=1 -v -run '^TestScreenshots$$' -timeout 10m ./cmd/wharf-desktop
 
 ## run: build and serve on the embedded default (:5000, data in ./data)
 run: build

@@ -23,9 +23,15 @@ var layers = [][]string{
 	{"auth", "certs"},
 	{"registry"},
 	{"server", "setup"},
+	{"gui/model"},
 	{"gui"},
 	{"cmd/wharf", "cmd/wharf-desktop"},
 }
+
+// fyneAllowed are the packages that may import Fyne (fyne.io/...): the
+// widgets and the desktop command. The view model (gui/model) may not, so
+// it is tested without a display, and the server binary stays cgo-free.
+var fyneAllowed = map[string]bool{"gui": true, "cmd/wharf-desktop": true}
 
 // Test-support packages may import anything; nothing may import them.
 var testOnly = map[string]bool{"e2e": true, "e2e/harness": true}
@@ -56,6 +62,9 @@ func TestImportDirection(t *testing.T) {
 			continue
 		}
 		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, "fyne.io/") && !fyneAllowed[pkg] {
+				t.Errorf("%s imports %s: only gui and cmd/wharf-desktop may import Fyne; move the code there or keep it Fyne-free", pkg, imp)
+			}
 			if !strings.HasPrefix(imp, module+"/") {
 				continue
 			}
@@ -71,6 +80,22 @@ func TestImportDirection(t *testing.T) {
 			if to >= from {
 				t.Errorf("%s (layer %d) imports %s (layer %d): imports must point down the layer table", pkg, from, dep, to)
 			}
+		}
+	}
+}
+
+// TestServerBinaryIsCgoFree: `go build ./cmd/wharf` must not need cgo;
+// only the desktop app links GL and X11.
+func TestServerBinaryIsCgoFree(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/wharf")
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/wharf with CGO_ENABLED=0: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "fyne.io/") || strings.HasPrefix(dep, "github.com/go-gl/") || dep == module+"/gui" {
+			t.Errorf("cmd/wharf depends on %s: the server binary must build without cgo", dep)
 		}
 	}
 }

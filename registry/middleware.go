@@ -15,9 +15,10 @@ type recorder struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
-	aborted     bool // the connection was cut mid-body
-	cutStatus   int  // what an aborted response counts as: 499 (client left) or 5xx
-	panicked    bool // a handler panicked: the request failed, whatever went out
+	aborted     bool   // the connection was cut mid-body
+	cutStatus   int    // what an aborted response counts as: 499 (client left) or 5xx
+	panicked    bool   // a handler panicked: the request failed, whatever went out
+	source      string // a proxied manifest's cache answer (hit, miss, stale), for the event
 }
 
 func newRecorder(w http.ResponseWriter) *recorder { return &recorder{ResponseWriter: w} }
@@ -83,6 +84,9 @@ type Event struct {
 	Bytes     int64
 	Remote    string
 	Message   string
+	// Source is where a proxied manifest came from: hit, miss or stale
+	// (the cache's answer); empty for hosted repositories.
+	Source string
 }
 
 func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time, err error) {
@@ -129,7 +133,7 @@ func (h *Handler) finish(w *recorder, r *http.Request, rt Route, start time.Time
 	if h.o.OnEvent == nil {
 		return
 	}
-	ev := Event{Time: start, Repo: rt.Name, Reference: rt.Ref, Status: status, Bytes: w.bytes, Remote: r.RemoteAddr}
+	ev := Event{Time: start, Repo: rt.Name, Reference: rt.Ref, Status: status, Bytes: w.bytes, Remote: r.RemoteAddr, Source: w.source}
 	switch {
 	case status >= 500:
 		ev.Type = "error"

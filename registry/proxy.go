@@ -59,6 +59,9 @@ func (h *Handler) getProxyManifest(w http.ResponseWriter, r *http.Request, tg ta
 	if err != nil {
 		return err
 	}
+	if rec, ok := w.(*recorder); ok {
+		rec.source = string(m.Source)
+	}
 	manifestHeaders(w, m.Digest, m.MediaType, m.Size)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests start as real processes: Debian packages
 # (docker, Distribution, skopeo, containerd, a static busybox, Prometheus,
-# OpenLDAP, Pebble) and the OCI
+# OpenLDAP, Pebble, the GL/X11 headers and Xvfb of the desktop app) and the OCI
 # conformance program. Idempotent: installs only what is missing, prints one
 # line per thing installed, and runs `apt-get update` at most once.
 set -euo pipefail
@@ -22,6 +22,18 @@ DEB_PACKAGES=(
 	pebble           # /usr/bin/pebble: the ACME server wharf gets certificates from
 	podman           # /usr/bin/podman (4.3): pulls through the drop-in `wharf setup podman` writes
 	stress-ng        # /usr/bin/stress-ng: the load beside `make test-loaded`
+	# The desktop app (cmd/wharf-desktop, gui/) builds with cgo against GL and X11:
+	libgl1-mesa-dev  # GL headers and libGL for Fyne's go-gl
+	libx11-dev       # X11 headers for GLFW
+	libxcursor-dev   # GLFW: cursors
+	libxrandr-dev    # GLFW: monitors
+	libxinerama-dev  # GLFW: multi-monitor layout
+	libxi-dev        # GLFW: input
+	libxxf86vm-dev   # GLFW: video modes
+	pkg-config       # cgo's #cgo pkg-config lines
+	xvfb             # /usr/bin/Xvfb: the display `make screenshots` runs wharf-desktop on
+	imagemagick      # /usr/bin/import: screenshots of the Xvfb root window; `compare` for checks
+	xdotool          # /usr/bin/xdotool: clicks the desktop app's tabs under Xvfb
 )
 
 # Go programs installed into $ROOT/.cache/bin: "binary module@version".
