@@ -23,6 +23,7 @@ var layers = [][]string{
 	{"auth", "certs"},
 	{"registry"},
 	{"server", "setup"},
+	{"gui/settings"},
 	{"gui"},
 	{"cmd/wharf", "cmd/wharf-desktop"},
 }
