@@ -102,14 +102,14 @@ func unreachable(host string, err error) string {
 	switch {
 	case err == nil:
 		return host + " answered nothing"
-	case errors.As(err, &unknownCA):
+	case errors.As(err, &unknownCA), strings.Contains(err.Error(), "x509: certificate signed by unknown authority"): // go-ldap flattens StartTLS errors to text
 		return "TLS certificate not trusted: " + host + " presents a certificate signed by an unknown authority (add its CA as ca_file)"
 	case errors.As(err, &hostErr):
 		return "TLS certificate not valid for " + host + ": " + hostErr.Error()
 	case errors.As(err, &invalid):
 		return "TLS certificate of " + host + " is not valid: " + invalid.Error()
 	case errors.As(err, &notTLS), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return host + " does not speak HTTPS; use an http:// URL if it is a plain-HTTP registry"
+		return host + " does not speak TLS; use an http:// (or ldap://) URL if it serves plain text"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused: nothing listens on " + host
 	case errors.As(err, &dnsErr):

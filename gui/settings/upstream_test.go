@@ -57,7 +57,7 @@ func TestUpstreamFailureShapes(t *testing.T) {
 		{"connection refused", config.Proxy{Upstream: "http://" + closedAddr}, false, "connection refused: nothing listens on " + closedAddr},
 		{"untrusted TLS", config.Proxy{Upstream: tlsSrv.URL}, false, "TLS certificate not trusted"},
 		{"TLS with ca_file", config.Proxy{Upstream: tlsSrv.URL, CAFile: caFile}, true, "127.0.0.1"},
-		{"HTTPS to a plain server", config.Proxy{Upstream: strings.Replace(open, "http:", "https:", 1)}, false, strings.TrimPrefix(open, "http://") + " does not speak HTTPS"},
+		{"HTTPS to a plain server", config.Proxy{Upstream: strings.Replace(open, "http:", "https:", 1)}, false, strings.TrimPrefix(open, "http://") + " does not speak TLS"},
 		{"not a registry", config.Proxy{Upstream: plain(http.NotFoundHandler())}, false, "not a registry: "},
 		{"server error", config.Proxy{Upstream: plain(handler(502, ""))}, false, "answered HTTP 502 on /v2/"},
 		{"401 without challenge", config.Proxy{Upstream: plain(handler(401, ""))}, false, "without saying how to log in"},
