@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,37 +119,15 @@ func unreachable(host string, err error) string {
 	return "cannot reach " + host + ": " + err.Error()
 }
 
-// probeTransport is the transport the proxy's client would build (CA
-// bundle, insecure), wrapped to remember the first answer to /v2/ and its
-// challenge, which the client itself consumes.
+// probeTransport is the transport the proxy's client builds, wrapped to
+// remember the first answer to /v2/ and its challenge, which the client
+// itself consumes.
 func probeTransport(p config.Proxy) (*recorder, error) {
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: p.Insecure}
-	if p.CAFile != "" {
-		pem, err := os.ReadFile(p.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", p.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	t, err := upstream.NewTransport(upstream.Config{CAFile: p.CAFile, Insecure: p.Insecure, Timeout: p.Timeout.Std()})
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "upstream: "))
 	}
-	timeout := p.Timeout.Std()
-	if timeout <= 0 {
-		timeout = upstream.DefaultTimeout
-	}
-	return &recorder{t: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout}).DialContext,
-		TLSClientConfig:       tlsConf,
-		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: timeout,
-		ForceAttemptHTTP2:     true,
-	}}, nil
+	return &recorder{t: t}, nil
 }
 
 type recorder struct {
