@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.yaml.in/yaml/v3"
@@ -92,25 +93,13 @@ func (d *Doc) SetLDAP(l LDAP) error {
 		m := section(section(top, "auth"), "ldap")
 		setFields(m, field{"url", l.URL}, field{"start_tls", l.StartTLS}, field{"ca_file", l.CAFile}, field{"insecure", l.Insecure},
 			field{"bind_dn", l.BindDN}, field{"base_dn", l.BaseDN}, field{"user_filter", l.UserFilter}, field{"group_base_dn", l.GroupBaseDN})
-		switch {
-		case l.BindDN == "":
-			setFields(m, field{"bind_password", ""}, field{"bind_password_file", ""}, field{"bind_password_env", ""})
-		case l.BindPassword != "":
-			setFields(m, field{"bind_password", ""}, field{"bind_password_env", ""}, field{"bind_password_file", pwFile})
-		}
+		setCredentials(m, "bind_password", l.BindDN, l.BindPassword, pwFile)
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		d.keepSecret(pwFile, l.BindDN, l.BindPassword)
 	}
-	switch {
-	case l.BindDN == "":
-		d.forget(pwFile)
-	case l.BindPassword != "":
-		d.secrets[pwFile] = l.BindPassword
-		delete(d.stale, pwFile)
-	}
-	return nil
+	return err
 }
 
 // RemoveLDAP turns LDAP logins off.
@@ -147,11 +136,14 @@ func TestLDAP(ctx context.Context, l config.LDAP, user string) Result {
 	}
 	// The directory's own timeout, for the whole test: a server that
 	// accepts the connection and then says nothing is "no answer".
-	tctx, cancel := context.WithTimeout(ctx, l.Timeout.Std())
+	// go-ldap's own per-operation timer starts later, so whichever gave
+	// up first, the deadline has passed when it did.
+	deadline := time.Now().Add(l.Timeout.Std())
+	tctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	e, err := src.Lookup(tctx, user)
 	switch {
-	case err != nil && tctx.Err() != nil && ctx.Err() == nil:
+	case err != nil && !time.Now().Before(deadline) && ctx.Err() == nil:
 		return fail("no answer from %s within %s", u.Host, l.Timeout.Std())
 	case err == nil:
 		msg := fmt.Sprintf("%s: bound %s; found %s with DN %s", u.Host, who, user, e.DN)

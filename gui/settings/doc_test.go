@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wharf-registry/wharf/config"
 )
 
 const sample = `# wharf on the office box
@@ -41,6 +43,24 @@ func load(t *testing.T, text string) *Doc {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// saved applies edit to an empty config file, saves it and returns the
+// Doc and what wharf reads back from the file.
+func saved(t *testing.T, edit func(d *Doc) error) (*Doc, *config.Config) {
+	t.Helper()
+	d := load(t, "")
+	if err := edit(d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Save(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(d.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, cfg
 }
 
 func read(t *testing.T, p string) string {

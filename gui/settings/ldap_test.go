@@ -20,19 +20,9 @@ func TestLDAPConnection(t *testing.T) {
 		t.Skip("starts slapd")
 	}
 	s := harness.StartSlapd(t, harness.SlapdOptions{TLS: true})
-	saved := func(t *testing.T, l LDAP) config.LDAP {
+	savedLDAP := func(t *testing.T, l LDAP) config.LDAP {
 		t.Helper()
-		d := load(t, "")
-		if err := d.SetLDAP(l); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := d.Save(); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(d.Path())
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, cfg := saved(t, func(d *Doc) error { return d.SetLDAP(l) })
 		return *cfg.Auth.LDAP
 	}
 	good := LDAP{URL: s.URL, BindDN: s.BindDN, BindPassword: s.BindPassword, BaseDN: s.BaseDN}
@@ -64,7 +54,7 @@ func TestLDAPConnection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := good
 			tc.edit(&l)
-			got := TestLDAP(context.Background(), saved(t, l), tc.user)
+			got := TestLDAP(context.Background(), savedLDAP(t, l), tc.user)
 			if got.OK != tc.ok || !strings.Contains(got.Message, tc.want) {
 				t.Errorf("got %+v\nwant ok=%v and %q", got, tc.ok, tc.want)
 			}
@@ -72,7 +62,7 @@ func TestLDAPConnection(t *testing.T) {
 	}
 
 	t.Run("directory frozen", func(t *testing.T) {
-		l := saved(t, good)
+		l := savedLDAP(t, good)
 		l.Timeout = config.Duration(200 * time.Millisecond)
 		s.Freeze()
 		defer s.Thaw()
@@ -81,7 +71,7 @@ func TestLDAPConnection(t *testing.T) {
 		}
 	})
 	t.Run("missing bind password file", func(t *testing.T) {
-		l := saved(t, good)
+		l := savedLDAP(t, good)
 		l.BindPasswordFile += ".gone"
 		if got := TestLDAP(context.Background(), l, "alice"); got.OK || !strings.Contains(got.Message, "reading bind_password_file") {
 			t.Errorf("got %+v", got)

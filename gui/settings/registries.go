@@ -156,24 +156,37 @@ func (d *Doc) applyProxy(p Proxy, item func(top *yaml.Node) *yaml.Node) error {
 		}
 		it := item(top)
 		setFields(it, field{"name", p.Name}, field{"upstream", p.Upstream}, field{"default", p.Default}, field{"username", p.Username})
-		switch {
-		case p.Username == "":
-			setFields(it, field{"password", ""}, field{"password_file", ""}, field{"password_env", ""})
-		case p.Password != "":
-			setFields(it, field{"password", ""}, field{"password_env", ""}, field{"password_file", pwFile})
-		}
+		setCredentials(it, "password", p.Username, p.Password, pwFile)
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		d.keepSecret(pwFile, p.Username, p.Password)
 	}
-	if p.Password != "" && p.Username != "" {
-		d.secrets[pwFile] = p.Password
-		delete(d.stale, pwFile)
-	} else if p.Username == "" {
-		d.forget(pwFile)
+	return err
+}
+
+// setCredentials points the password keys (password, password_file,
+// password_env after prefix) at file when there is a new password, and
+// removes them all when there is no user.
+func setCredentials(m *yaml.Node, prefix, user, password, file string) {
+	switch {
+	case user == "":
+		setFields(m, field{prefix, ""}, field{prefix + "_file", ""}, field{prefix + "_env", ""})
+	case password != "":
+		setFields(m, field{prefix, ""}, field{prefix + "_env", ""}, field{prefix + "_file", file})
 	}
-	return nil
+}
+
+// keepSecret tells Save what to do with the password file at path after
+// setCredentials: write password to it, or remove it with the user.
+func (d *Doc) keepSecret(path, user, password string) {
+	switch {
+	case user == "":
+		d.forget(path)
+	case password != "":
+		d.secrets[path] = password
+		delete(d.stale, path)
+	}
 }
 
 // secretPath is where a password file of this config goes: beside it,

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
@@ -31,18 +30,8 @@ func TestUpstreamAgainstDistribution(t *testing.T) {
 	} {
 		t.Run(tc.mode.String()+"/"+tc.pw, func(t *testing.T) {
 			d := harness.StartDistribution(t, harness.DistributionOptions{Auth: tc.mode})
-			doc := load(t, "")
 			p := Proxy{Name: "origin", Upstream: d.URL, Username: tc.user, Password: tc.pw}
-			if err := doc.AddProxy(p); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := doc.Save(); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := config.Load(doc.Path())
-			if err != nil {
-				t.Fatal(err)
-			}
+			doc, cfg := saved(t, func(doc *Doc) error { return doc.AddProxy(p) })
 			if tc.pw != "" && filepath.Dir(cfg.Proxies[0].PasswordFile) != filepath.Dir(doc.Path()) {
 				t.Fatalf("password_file %q is not beside the config", cfg.Proxies[0].PasswordFile)
 			}
