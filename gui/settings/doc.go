@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -48,6 +49,10 @@ func Load(path string) (*Doc, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
+	}
+	// Save renames over the file: keep a symlinked config a symlink.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
@@ -104,10 +109,27 @@ func (d *Doc) edit(fn func(top *yaml.Node) error) error {
 	}
 	cfg, err := config.Parse(text)
 	if err != nil {
-		return fmt.Errorf("not changed: %s", strings.TrimPrefix(err.Error(), "invalid config: "))
+		return editError(err)
 	}
 	d.root, d.text, d.cfg = root, text, cfg
 	return nil
+}
+
+// lineRef is the "line N: " validation puts before a problem; the lines
+// of a document not written yet mean nothing to the person editing it.
+var lineRef = regexp.MustCompile(`^line \d+: `)
+
+// editError says why an edit was refused, each problem by its key.
+func editError(err error) error {
+	var ve *config.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("not changed: %w", err)
+	}
+	probs := make([]string, len(ve.Problems))
+	for i, p := range ve.Problems {
+		probs[i] = lineRef.ReplaceAllString(p, "")
+	}
+	return fmt.Errorf("not changed: %s", strings.Join(probs, "; "))
 }
 
 func render(root *yaml.Node) ([]byte, error) {

@@ -127,6 +127,30 @@ func TestSaveKeepsCommentsAndMode(t *testing.T) {
 	}
 }
 
+func TestSaveKeepsASymlinkedConfigASymlink(t *testing.T) {
+	target := writeConfig(t, sample)
+	link := filepath.Join(t.TempDir(), "wharf.yml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddHosted("ci"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi, err)
+	}
+	if !strings.Contains(read(t, target), "- name: ci") {
+		t.Error("the target was not changed")
+	}
+}
+
 func TestSaveRefusesAFileChangedOnDisk(t *testing.T) {
 	d := load(t, sample)
 	if err := d.AddHosted("ci"); err != nil {
@@ -170,6 +194,8 @@ func failing(t *testing.T, want string, edit func(d *Doc) error) {
 	err := edit(d)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("edit = %v, want an error containing %q", err, want)
+	} else if strings.Contains(err.Error(), "line ") {
+		t.Errorf("edit = %v: names a line of a document not written yet", err)
 	}
 	if !bytes.Equal(d.text, before) || d.Changed() {
 		t.Errorf("a failed edit changed the document:\n%s", d.text)
