@@ -48,6 +48,10 @@ type Proxy struct {
 	Password string
 }
 
+// errNotPlain: the config names the entry, but not as a plain "name:" key
+// of a list item (an anchor or merge key), so it cannot be edited here.
+var errNotPlain = errors.New("this entry is written in a way the app cannot edit (anchors or merge keys); edit the file by hand")
+
 // Proxies are the configured proxies (defaults filled in).
 func (d *Doc) Proxies() []config.Proxy { return d.cfg.Proxies }
 
@@ -91,6 +95,9 @@ func (d *Doc) RemoveProxy(name string) error {
 	err := d.edit(func(top *yaml.Node) error {
 		seq := value(top, "proxies")
 		i, _ := named(seq, name)
+		if i < 0 {
+			return errNotPlain
+		}
 		seq.Content = append(seq.Content[:i], seq.Content[i+1:]...)
 		return nil
 	})
@@ -150,11 +157,14 @@ func (d *Doc) applyProxy(p Proxy, item func(top *yaml.Node) *yaml.Node) error {
 	pwFile := d.secretPath("proxy-" + p.Name)
 	err := d.edit(func(top *yaml.Node) error {
 		if p.Default {
-			for _, it := range value(top, "proxies").Content {
+			for _, it := range list(top, "proxies").Content {
 				del(it, "default") // only one default
 			}
 		}
 		it := item(top)
+		if it == nil {
+			return errNotPlain
+		}
 		setFields(it, field{"name", p.Name}, field{"upstream", p.Upstream}, field{"default", p.Default}, field{"username", p.Username})
 		setCredentials(it, "password", p.Username, p.Password, pwFile)
 		return nil

@@ -145,3 +145,23 @@ func TestEditsOnAnEmptyOrFlowStyleFile(t *testing.T) {
 		}
 	}
 }
+
+func TestEditsOnOddlyWrittenFiles(t *testing.T) {
+	for _, tc := range []struct{ name, text string }{
+		{"null lists", "proxies:\nhosted:\n"},
+		{"anchored proxy", "proxies:\n  - &hub {name: hub, upstream: \"https://registry-1.docker.io\"}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := load(t, tc.text)
+			if err := d.AddProxy(Proxy{Name: "ghcr", Upstream: "https://ghcr.io", Default: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.AddHosted("team"); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Config().DefaultProxy(); got == nil || got.Name != "ghcr" {
+				t.Errorf("default = %+v", got)
+			}
+		})
+	}
+}
