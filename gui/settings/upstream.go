@@ -67,6 +67,8 @@ func TestUpstream(ctx context.Context, p config.Proxy) Result {
 	case http.StatusUnauthorized:
 	case http.StatusNotFound:
 		return fail("not a registry: %s answered HTTP 404 on /v2/", host)
+	case http.StatusTooManyRequests:
+		return fail("%s answered 429: it is rate-limiting this address; try again later", host)
 	default:
 		return fail("%s answered HTTP %d on /v2/: not a registry, or one that is failing", host, first.StatusCode)
 	}

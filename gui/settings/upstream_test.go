@@ -60,6 +60,7 @@ func TestUpstreamFailureShapes(t *testing.T) {
 		{"HTTPS to a plain server", config.Proxy{Upstream: strings.Replace(open, "http:", "https:", 1)}, false, strings.TrimPrefix(open, "http://") + " does not speak TLS"},
 		{"not a registry", config.Proxy{Upstream: plain(http.NotFoundHandler())}, false, "not a registry: "},
 		{"server error", config.Proxy{Upstream: plain(handler(502, ""))}, false, "answered HTTP 502 on /v2/"},
+		{"rate-limited", config.Proxy{Upstream: plain(handler(429, ""))}, false, "answered 429: it is rate-limiting"},
 		{"401 without challenge", config.Proxy{Upstream: plain(handler(401, ""))}, false, "without saying how to log in"},
 		{"basic, no credentials", config.Proxy{Upstream: plain(handler(401, `Basic realm="x"`))}, false, "answered 401 with a Basic challenge; it wants credentials"},
 		{"basic, wrong credentials", config.Proxy{Upstream: plain(handler(401, `Basic realm="x"`)), Username: "u", Password: "p"}, false, "answered 401 with a Basic challenge; credentials rejected"},
