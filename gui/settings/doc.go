@@ -88,7 +88,7 @@ func Load(path string) (*Doc, error) {
 func (d *Doc) Path() string { return d.path }
 
 // Config is the config with every edit so far applied (defaults filled
-// in). Treat it as read-only; pass it to server.Reload after Save.
+// in). Treat it as read-only; the screens prefill their forms from it.
 func (d *Doc) Config() *config.Config { return d.cfg }
 
 // Changed reports whether there are edits Save has not written.

@@ -23,14 +23,16 @@ type TLS struct {
 	Email             string // mode acme
 }
 
-// TLSModes are the modes SetTLS accepts.
-var TLSModes = []string{config.TLSOff, config.TLSSelfSigned, config.TLSFiles, config.TLSACME}
+// TLSModes are the modes SetTLS accepts, in the order the app offers them.
+func TLSModes() []string {
+	return []string{config.TLSOff, config.TLSSelfSigned, config.TLSFiles, config.TLSACME}
+}
 
 // SetTLS switches the TLS mode. Keys it does not set (acme_directory,
 // http_listen) are kept.
 func (d *Doc) SetTLS(t TLS) error {
-	if !slices.Contains(TLSModes, t.Mode) {
-		return fmt.Errorf("%q is not a TLS mode: use one of %s", t.Mode, strings.Join(TLSModes, ", "))
+	if modes := TLSModes(); !slices.Contains(modes, t.Mode) {
+		return fmt.Errorf("%q is not a TLS mode: use one of %s", t.Mode, strings.Join(modes, ", "))
 	}
 	return d.edit(func(top *yaml.Node) error {
 		setFields(section(top, "tls"), field{"mode", t.Mode}, field{"cert_file", t.CertFile}, field{"key_file", t.KeyFile},
