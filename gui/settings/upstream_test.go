@@ -46,6 +46,25 @@ func TestUpstreamFailureShapes(t *testing.T) {
 	slow := plain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 
 	open := plain(handler(200, ""))
+
+	// A Docker Hub-like registry: /v2/ wants a bearer token, which the
+	// token service hands to anyone (anonymous pulls) or to "u" with "p".
+	bearer := plain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/token":
+			if u, p, ok := r.BasicAuth(); ok && (u != "u" || p != "p") {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Write([]byte(`{"token":"t"}`))
+		case r.Header.Get("Authorization") == "Bearer t":
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+r.Host+`/token",service="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	bearerHost := strings.TrimPrefix(bearer, "http://")
 	for _, tc := range []struct {
 		name   string
 		proxy  config.Proxy
@@ -60,6 +79,9 @@ func TestUpstreamFailureShapes(t *testing.T) {
 		{"HTTPS to a plain server", config.Proxy{Upstream: strings.Replace(open, "http:", "https:", 1)}, false, strings.TrimPrefix(open, "http://") + " does not speak TLS"},
 		{"not a registry", config.Proxy{Upstream: plain(http.NotFoundHandler())}, false, "not a registry: "},
 		{"server error", config.Proxy{Upstream: plain(handler(502, ""))}, false, "answered HTTP 502 on /v2/"},
+		{"bearer, anonymous", config.Proxy{Upstream: bearer}, true, bearerHost + " answered 401 with a Bearer challenge; anonymous access granted"},
+		{"bearer, credentials", config.Proxy{Upstream: bearer, Username: "u", Password: "p"}, true, bearerHost + " answered 401 with a Bearer challenge; credentials accepted"},
+		{"bearer, wrong credentials", config.Proxy{Upstream: bearer, Username: "u", Password: "x"}, false, bearerHost + " answered 401 with a Bearer challenge; credentials rejected"},
 		{"rate-limited", config.Proxy{Upstream: plain(handler(429, ""))}, false, "answered 429: it is rate-limiting"},
 		{"401 without challenge", config.Proxy{Upstream: plain(handler(401, ""))}, false, "without saying how to log in"},
 		{"basic, no credentials", config.Proxy{Upstream: plain(handler(401, `Basic realm="x"`))}, false, "answered 401 with a Basic challenge; it wants credentials"},
