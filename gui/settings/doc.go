@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/internal/atomicfile"
 )
 
 // Doc is a wharf config file loaded for editing.
@@ -165,11 +166,11 @@ func (d *Doc) Save() (Change, error) {
 		return Change{}, fmt.Errorf("%s: %w", d.path, ErrChangedOnDisk)
 	}
 	for p, pw := range d.secrets {
-		if err := writeAtomic(p, []byte(pw+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(p, []byte(pw+"\n"), 0o600); err != nil {
 			return Change{}, fmt.Errorf("writing password file: %w", err)
 		}
 	}
-	if err := writeAtomic(d.path, d.text, d.mode); err != nil {
+	if err := atomicfile.Write(d.path, d.text, d.mode); err != nil {
 		return Change{}, fmt.Errorf("writing config: %w", err)
 	}
 	for p := range d.stale {
@@ -181,41 +182,4 @@ func (d *Doc) Save() (Change, error) {
 	d.disk, d.saved = d.text, d.cfg
 	d.secrets, d.stale = map[string]string{}, map[string]bool{}
 	return ch, nil
-}
-
-// writeAtomic replaces path with b so that a crash leaves either the old
-// file or the new one: temp file in the same directory, fsync, rename,
-// fsync of the directory.
-func writeAtomic(path string, b []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if df, derr := os.Open(dir); derr == nil {
-		df.Sync()
-		df.Close()
-	}
-	return nil
 }
