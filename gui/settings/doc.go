@@ -35,9 +35,10 @@ type Doc struct {
 	disk  []byte         // the file as Load read it (or Save wrote it)
 	saved *config.Config // what disk parses to
 
-	root *yaml.Node     // the document with every edit applied
-	text []byte         // root rendered
-	cfg  *config.Config // text parsed: always valid
+	root   *yaml.Node      // the document with every edit applied
+	spaced map[string]bool // top-level keys with a blank line above them on disk
+	text   []byte          // root rendered
+	cfg    *config.Config  // text parsed: always valid
 
 	secrets map[string]string // password files Save writes, by path
 	stale   map[string]bool   // password files Save removes
@@ -80,7 +81,7 @@ func Load(path string) (*Doc, error) {
 	return &Doc{
 		path: abs, mode: fi.Mode().Perm(),
 		disk: b, saved: cfg,
-		root: &root, text: b, cfg: cfg,
+		root: &root, spaced: spacedKeys(b), text: b, cfg: cfg,
 		secrets: map[string]string{}, stale: map[string]bool{},
 	}, nil
 }
@@ -108,6 +109,7 @@ func (d *Doc) edit(fn func(top *yaml.Node) error) error {
 	if err != nil {
 		return err
 	}
+	text = respace(text, d.spaced)
 	cfg, err := config.Parse(text)
 	if err != nil {
 		return editError(err)
