@@ -78,6 +78,12 @@ func Load(path string) (*Doc, error) {
 	if len(root.Content) == 0 {
 		root.Content = []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}
 	}
+	if top := root.Content[0]; top.Kind != yaml.MappingNode {
+		// "~", "null" or a bare "---": an empty config that edits must
+		// be able to add keys to. Anything else failed config.Parse.
+		root.Content[0] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map",
+			HeadComment: top.HeadComment, LineComment: top.LineComment, FootComment: top.FootComment}
+	}
 	return &Doc{
 		path: abs, mode: fi.Mode().Perm(),
 		disk: b, saved: cfg,

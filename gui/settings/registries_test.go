@@ -125,7 +125,7 @@ func TestProxyEdits(t *testing.T) {
 }
 
 func TestEditsOnAnEmptyOrFlowStyleFile(t *testing.T) {
-	for _, text := range []string{"", "# just a comment\n", "proxies: [{name: hub, upstream: \"https://registry-1.docker.io\"}]\nhosted: []\n"} {
+	for _, text := range []string{"", "# just a comment\n", "~\n", "null\n", "---\n", "--- # c\n...\n", "{}\n", "proxies: [{name: hub, upstream: \"https://registry-1.docker.io\"}]\nhosted: []\n"} {
 		d := load(t, text)
 		if err := d.AddProxy(Proxy{Name: "ghcr", Upstream: "https://ghcr.io"}); err != nil {
 			t.Fatalf("%q: %v", text, err)
