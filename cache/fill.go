@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,12 @@ const (
 	// windowChunks bounds one fill's memory. Past it, the download waits
 	// for the file write to catch up.
 	windowChunks = 16
+	// laggardChunks is how far the window may grow, out of the proxy's
+	// shared budget, while a client is still reading its oldest chunk: a
+	// client that fell a few MiB behind (a scheduling hiccup on a busy
+	// machine) stays on the window instead of going to the disk. A client
+	// further behind reads the file; it never holds the download.
+	laggardChunks = sharedChunks / 2
 	// sharedChunks is how many chunks beyond its first all of a proxy's
 	// fills may hold together, so many fills at once stay within memory.
 	sharedChunks = 64
@@ -279,8 +286,12 @@ type fill struct {
 	err       error
 	file      *os.File // read handle on the temp (then final) file
 	refs      int
-	waiters   int // clients that joined rather than started the fill
+	waiters   int          // clients that joined rather than started the fill
+	readers   []*readerPos // clients reading it now
 }
+
+// readerPos is where one client reading a fill has got to.
+type readerPos struct{ at atomic.Int64 }
 
 // chunk is a piece of the window: bytes [off, off+len(buf)) of the blob,
 // filled up to received. Readers hold a reference while they write from
@@ -381,7 +392,8 @@ func expectEOF(body io.Reader, size int64) error {
 
 // room returns the chunk the next bytes go into: the newest one while it
 // has space, else a new one. A fill may always have one chunk; more come
-// from the proxy's shared budget, up to windowChunks. When the window can
+// from the proxy's shared budget, up to windowChunks (laggardChunks while
+// a client still reads the oldest chunk). When the window can
 // grow no more, its oldest chunk goes once it is on disk and hashed
 // (readers still on it finish from their own reference, later ones read
 // the file), waiting for the file write and the hash if need be.
@@ -401,7 +413,7 @@ func (f *fill) room(ctx context.Context) (*chunk, error) {
 		if n == 0 {
 			return f.newChunk(false), nil
 		}
-		if n < windowChunks && f.budget.take() {
+		if (n < windowChunks || n < laggardChunks && f.laggard()) && f.budget.take() {
 			return f.newChunk(true), nil
 		}
 		if old := f.window[0]; old.off+int64(len(old.buf)) <= min(f.persisted, f.hashed) {
@@ -419,6 +431,18 @@ func (f *fill) room(ctx context.Context) (*chunk, error) {
 		}
 		f.mu.Lock()
 	}
+}
+
+// laggard reports whether a client is still reading the window's oldest
+// chunk; f.mu must be held, and the window not empty.
+func (f *fill) laggard() bool {
+	old := f.window[0]
+	for _, r := range f.readers {
+		if at := r.at.Load(); at >= old.off && at < old.off+int64(len(old.buf)) {
+			return true
+		}
+	}
+	return false
 }
 
 // newChunk appends a chunk starting at received; shared says it holds a
@@ -615,6 +639,16 @@ func (b *Blob) StreamTo(ctx context.Context, w io.Writer, start, end int64) (int
 func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []byte) (int64, error) {
 	pos := start
 	var sent int64
+	me := &readerPos{}
+	me.at.Store(pos)
+	f.mu.Lock()
+	f.readers = append(f.readers, me)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.readers = slices.DeleteFunc(f.readers, func(r *readerPos) bool { return r == me })
+		f.mu.Unlock()
+	}()
 	// A writer that can take a file (an HTTP/1.1 response: sendfile) gets
 	// a handle of its own for the bytes behind the window, with its own
 	// offset, so the kernel copies and readers do not share a position.
@@ -664,6 +698,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 				k, err := w.Write(seg)
 				c.unref(f.budget)
 				pos += int64(k)
+				me.at.Store(pos)
 				sent += int64(k)
 				if err != nil {
 					return sent, err
@@ -688,6 +723,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 				}
 				k, err := w.Write(span)
 				pos += int64(k)
+				me.at.Store(pos)
 				sent += int64(k)
 				if err != nil {
 					return sent, err
@@ -704,6 +740,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 			}
 			k, err := copyFile(w, own, file, pos, onDisk, buf)
 			pos += k
+			me.at.Store(pos)
 			sent += k
 			if err != nil {
 				return sent, err

@@ -612,3 +612,84 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// gatedClient is a client whose writes wait until gate is closed.
+type gatedClient struct {
+	c    *counting
+	gate chan struct{}
+}
+
+func (g gatedClient) Write(p []byte) (int, error) {
+	<-g.gate
+	return g.c.Write(p)
+}
+
+// TestFillWindowWaitsForALaggard: a client that stalls in the window's
+// oldest chunk (a busy machine) keeps the window growing out of the shared
+// budget, up to laggardChunks, so it catches up from memory rather than
+// the disk; the download goes on meanwhile, and past that bound the
+// window moves on without it.
+func TestFillWindowWaitsForALaggard(t *testing.T) {
+	const size = (laggardChunks-8)<<20 + 9 // fits in a grown window
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{9}).Read(data)
+	tf := newTestFill(t, size, false)
+	// The client's reads cannot come from the file: its handle is closed.
+	tf.f.mu.Lock()
+	tf.f.file.Close()
+	tf.f.mu.Unlock()
+	cl := gatedClient{newCounting(), make(chan struct{})}
+	done := make(chan result, 1)
+	go func() {
+		n, err := tf.f.copyTo(context.Background(), cl, 0, -1, make([]byte, 64<<10))
+		done <- result{n, err}
+	}()
+	go tf.in.Write(data)
+	// Every byte arrives and is written and hashed while the client is stuck
+	// in the first chunk: the download does not wait for it.
+	waitFill(t, tf.f, "every byte written and hashed", func(f *fill) bool {
+		return f.persisted == size && f.hashed == size
+	})
+	tf.f.mu.Lock()
+	first, chunks := tf.f.window[0].off, len(tf.f.window)
+	tf.f.mu.Unlock()
+	if first != 0 || chunks <= windowChunks {
+		t.Fatalf("window starts at %d with %d chunks; want it kept from 0 past %d chunks", first, chunks, windowChunks)
+	}
+	close(cl.gate)
+	tf.in.Close()
+	tf.f.verify()
+	if r := <-done; r.err != nil || !bytes.Equal(cl.c.bytes(), data) {
+		t.Fatalf("laggard got %d bytes, %v", r.n, r.err)
+	}
+}
+
+// TestFillWindowLeavesAStuckClient: a client stuck for good does not hold
+// the download: past laggardChunks the window moves on, and the client
+// reads the rest from the file when it wakes.
+func TestFillWindowLeavesAStuckClient(t *testing.T) {
+	const size = (laggardChunks+8)<<20 + 3
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{10}).Read(data)
+	tf := newTestFill(t, size, false)
+	cl := gatedClient{newCounting(), make(chan struct{})}
+	done := make(chan result, 1)
+	go func() {
+		n, err := tf.f.copyTo(context.Background(), cl, 0, -1, make([]byte, 64<<10))
+		done <- result{n, err}
+	}()
+	go tf.in.Write(data)
+	waitFill(t, tf.f, "every byte received", func(f *fill) bool { return f.received == size })
+	tf.f.mu.Lock()
+	chunks := len(tf.f.window)
+	tf.f.mu.Unlock()
+	if chunks > laggardChunks {
+		t.Fatalf("window grew to %d chunks for a stuck client; bound %d", chunks, laggardChunks)
+	}
+	close(cl.gate)
+	tf.in.Close()
+	tf.f.verify()
+	if r := <-done; r.err != nil || !bytes.Equal(cl.c.bytes(), data) {
+		t.Fatalf("stuck client got %d bytes, %v", r.n, r.err)
+	}
+}
