@@ -64,6 +64,10 @@ type App struct {
 	chart      *savedChart
 	savedTotal *widget.Label
 
+	// Use with Docker, containerd, podman.
+	setupCards []*setupCard
+	setupRuns  int // setup commands finished (tests wait on it)
+
 	// Settings.
 	startOnLaunch *widget.Check
 	keepRunning   *widget.Check
@@ -129,15 +133,20 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// ShowTab brings a tab to the front: "dashboard" or "settings".
+// ShowTab brings a tab to the front by its title or the title's first
+// word: "dashboard", "use" (Use with Docker) or "settings".
 func (a *App) ShowTab(name string) error {
 	for i, t := range a.tabs.Items {
-		if strings.EqualFold(t.Text, name) {
+		if strings.EqualFold(t.Text, name) || strings.EqualFold(strings.Fields(t.Text)[0], name) {
 			a.tabs.SelectIndex(i)
 			return nil
 		}
 	}
-	return fmt.Errorf("no tab %q; there are dashboard and settings", name)
+	var names []string
+	for _, t := range a.tabs.Items {
+		names = append(names, strings.ToLower(strings.Fields(t.Text)[0]))
+	}
+	return fmt.Errorf("no tab %q; there are %s", name, strings.Join(names, ", "))
 }
 
 func (a *App) closeWindow() {
@@ -153,6 +162,7 @@ func (a *App) closeWindow() {
 func (a *App) build() fyne.CanvasObject {
 	a.tabs = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dashboard", theme.HomeIcon(), a.buildDashboard()),
+		container.NewTabItemWithIcon("Use with Docker", theme.ComputerIcon(), a.buildUseWith()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), a.buildSettings()),
 	)
 	return a.tabs

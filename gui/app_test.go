@@ -467,3 +467,55 @@ func TestTransfersShowProgress(t *testing.T) {
 		return len(a.transfers.Objects) == 1 && a.transfers.Objects[0] == a.noTransfer
 	})
 }
+
+// TestUseWithPreviewsTheRealSetupCommand: the "Use with Docker" tab runs
+// the real `wharf setup` (built from this tree): Show the change prints
+// what it would write for podman's drop-in and leaves the file unwritten;
+// a target only root could write without pkexec offers the sudo command
+// instead of a button.
+func TestUseWithPreviewsTheRealSetupCommand(t *testing.T) {
+	bin := harness.BuildWharf(t)
+	dir := t.TempDir()
+	dropIn := filepath.Join(dir, "registries.conf.d", "50-wharf.conf")
+	cfg := filepath.Join(dir, "wharf.yml")
+	write(t, cfg, configFor(filepath.Join(dir, "data"), "127.0.0.1:5999", "https://registry-1.docker.io"))
+	fa := test.NewTempApp(t)
+	ui := newUIThread()
+	defer close(ui.done)
+	app := New(fa, Options{ConfigPath: cfg, Do: ui.do, WharfBin: bin,
+		SetupTargets: map[string]string{"podman": dropIn, "docker": filepath.Join(dir, "daemon.json"), "containerd": filepath.Join(dir, "certs.d")}})
+	defer app.Shutdown(context.Background())
+	if err := app.ShowTab("use"); err != nil {
+		t.Fatal(err)
+	}
+	var podman *setupCard
+	for _, c := range app.setupCards {
+		if c.client.Name == "podman" {
+			podman = c
+		}
+	}
+	if podman == nil || podman.plan.Via != "" || podman.Apply.Disabled() {
+		t.Fatalf("podman's drop-in in a writable directory should be applied as the user: %+v", podman)
+	}
+	test.Tap(podman.Preview)
+	ui.waitFor(t, "the preview's output", func() bool { return app.setupRuns == 1 })
+	out := podman.Output.Text
+	if podman.Status.Text != "done" || !strings.Contains(out, dropIn) || !strings.Contains(out, "http://127.0.0.1:5999") || !strings.Contains(out, "Nothing written") {
+		t.Fatalf("preview: status %q, output:\n%s", podman.Status.Text, out)
+	}
+	if _, err := os.Stat(dropIn); !os.IsNotExist(err) {
+		t.Fatalf("the preview wrote %s: %v", dropIn, err)
+	}
+
+	// Root's file: through pkexec where there is one, else the command to
+	// paste, with sudo.
+	docker := model.SetupClient{Name: "docker", Title: "Docker", Flag: "--daemon-config", Target: "/etc/docker/daemon.json"}
+	card := app.newSetupCard(docker, false, "/usr/bin/pkexec")
+	if card.Apply.Disabled() || card.Apply.Text != "Apply as administrator" || card.plan.Apply[0] != "/usr/bin/pkexec" {
+		t.Fatalf("root's file with pkexec: button %q, argv %q", card.Apply.Text, card.plan.Apply)
+	}
+	card = app.newSetupCard(docker, false, "")
+	if !card.Apply.Disabled() || !strings.Contains(card.Terminal.Text, "sudo "+bin+" setup docker") {
+		t.Fatalf("root's file, no pkexec: want a disabled Apply and the sudo command, got %q", card.Terminal.Text)
+	}
+}

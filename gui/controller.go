@@ -47,6 +47,12 @@ type Options struct {
 	// DrainTimeout bounds how long Stop waits for requests in flight
 	// (default 30s, as `wharf serve`).
 	DrainTimeout time.Duration
+	// WharfBin is the wharf command the "Use with" tab runs `wharf setup`
+	// with (default: the one beside wharf-desktop, else on PATH).
+	WharfBin string
+	// SetupTargets overrides the file or directory `wharf setup CLIENT`
+	// writes, by client name (tests point them at temporary files).
+	SetupTargets map[string]string
 }
 
 // Preference keys (Fyne preferences: the app's own settings, not the
@@ -62,6 +68,9 @@ func (o *Options) defaults() {
 	}
 	if o.Do == nil {
 		o.Do = fyne.Do
+	}
+	if o.WharfBin == "" {
+		o.WharfBin = wharfBinary()
 	}
 	if o.Interfaces == nil {
 		o.Interfaces = net.InterfaceAddrs
