@@ -32,6 +32,7 @@ type App struct {
 	lastGen   int
 	rows      []model.Row
 	report    *server.Report // the last one shown
+	alerts    model.Alerts   // notifications: upstream failing, cache nearly full
 	shownLife model.Lifecycle
 
 	// loopDone is set once Fyne's loop has returned (Shutdown): quitting
@@ -312,6 +313,9 @@ func (a *App) show(s snapshot) {
 	}
 	if s.report != nil {
 		a.report = s.report
+		for _, al := range a.alerts.Next(s.report) {
+			a.fa.SendNotification(fyne.NewNotification(al.Title, al.Content))
+		}
 		f := s.figures
 		a.hitRatio.SetText(f.HitRatio)
 		a.answers.SetText(f.Answers)

@@ -519,3 +519,43 @@ func TestUseWithPreviewsTheRealSetupCommand(t *testing.T) {
 		t.Fatalf("root's file, no pkexec: want a disabled Apply and the sudo command, got %q", card.Terminal.Text)
 	}
 }
+
+// TestNotifiesAFailingUpstream: a pull through a proxy whose upstream
+// refuses connections turns its health to failing, and the app says so in
+// a desktop notification, once.
+func TestNotifiesAFailingUpstream(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close() // nothing listens there now: connections are refused
+	f := newFixture(t, configFor(t.TempDir(), "127.0.0.1:0", deadURL))
+	test.Tap(f.app.startBtn)
+	f.waitState("Running on 127.0.0.1:")
+	addr := f.app.Lifecycle().Addr
+	failing := func() bool {
+		return f.app.report != nil && len(f.app.report.Proxies) > 0 && f.app.report.Proxies[0].Health == "failing"
+	}
+	want := &fyne.Notification{Title: "Upstream failing: hub"}
+	test.AssertNotificationSent(t, want, func() {
+		go func() {
+			resp, err := http.Get("http://" + addr + "/v2/library/demo/manifests/1")
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		f.ui.waitFor(t, "the upstream reported failing", failing)
+		// The text names the upstream and its error, as the report has it.
+		al := (&model.Alerts{}).Next(f.app.report)
+		if len(al) != 1 || !strings.Contains(al[0].Content, deadURL) {
+			t.Fatalf("alerts for the report: %+v", al)
+		}
+		want.Content = al[0].Content
+	})
+	// Once per change: the next reports, still failing, send nothing.
+	f.app.report = nil
+	test.AssertNotificationSent(t, nil, func() {
+		f.ui.waitFor(t, "another report", func() bool { return f.app.report != nil })
+	})
+}
