@@ -13,7 +13,7 @@ const module = "github.com/wharf-registry/wharf"
 // A new package must be added here, which forces a decision about where
 // it sits.
 var layers = [][]string{
-	{"oci"},
+	{"oci", "internal/atomicfile"},
 	{"config", "metrics"},
 	{"storage"},
 	{"cache/index"},
@@ -23,7 +23,7 @@ var layers = [][]string{
 	{"auth", "certs"},
 	{"registry"},
 	{"server", "setup"},
-	{"gui/model"},
+	{"gui/model", "gui/settings"},
 	{"gui"},
 	{"cmd/wharf", "cmd/wharf-desktop"},
 }

@@ -225,22 +225,16 @@ func (l *LDAP) login(ctx context.Context, c *ldap.Conn, reused bool, user, passw
 		}
 	}()
 
-	filter := strings.ReplaceAll(l.cfg.UserFilter, "{username}", ldap.EscapeFilter(user))
-	attrs := []string{"1.1"} // no attributes
-	if l.cfg.GroupBaseDN == "" {
-		attrs = []string{l.cfg.GroupAttribute}
-	}
-	res, err := c.Search(l.searchRequest(l.cfg.BaseDN, filter, 2, attrs))
+	entry, err := l.findUser(c, user)
 	switch {
-	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) || (err == nil && len(res.Entries) > 1):
-		l.log.Warn("ldap: the user filter matches several entries; refusing the login", "user", user, "filter", filter)
+	case errors.Is(err, ErrLDAPAmbiguousUser):
+		l.log.Warn("ldap: the user filter matches several entries; refusing the login", "user", user, "filter", l.cfg.UserFilter)
+		return Identity{}, true, &ldapLoginErr{err: ErrInvalidCredentials}
+	case errors.Is(err, ErrLDAPNoUser):
 		return Identity{}, true, &ldapLoginErr{err: ErrInvalidCredentials}
 	case err != nil:
 		return Identity{}, false, &ldapLoginErr{err: err, op: "search user", retry: reused && c.IsClosing() && ctx.Err() == nil}
-	case len(res.Entries) == 0 || res.Entries[0].DN == "":
-		return Identity{}, true, &ldapLoginErr{err: ErrInvalidCredentials}
 	}
-	entry := res.Entries[0]
 
 	err = c.Bind(entry.DN, password)
 	if err != nil && !ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication) {
@@ -258,17 +252,87 @@ func (l *LDAP) login(ctx context.Context, c *ldap.Conn, reused bool, user, passw
 		return Identity{}, true, &ldapLoginErr{err: ErrInvalidCredentials}
 	}
 
+	groups, err := l.groupsOf(c, user, entry)
+	if err != nil {
+		return Identity{}, false, &ldapLoginErr{err: err, op: "search groups"}
+	}
+	return Identity{User: user, Groups: groups, Source: "ldap"}, true, nil
+}
+
+// Lookup errors: the user filter matches no entry, or several.
+var (
+	ErrLDAPNoUser        = errors.New("no entry matches the user filter")
+	ErrLDAPAmbiguousUser = errors.New("several entries match the user filter")
+)
+
+// LDAPEntry is a user's entry as a login finds it.
+type LDAPEntry struct {
+	DN     string
+	Groups []string
+}
+
+// Lookup finds user's entry and groups as a login would, without checking
+// a password: what a "test connection" button needs. It dials a fresh
+// connection rather than taking a pooled one, so it tests the directory
+// as it is now. A failure to connect or to bind the service account is
+// the dial's error (go-ldap's *ldap.Error inside for a refused bind);
+// ErrLDAPNoUser and ErrLDAPAmbiguousUser when not exactly one entry matches.
+func (l *LDAP) Lookup(ctx context.Context, user string) (LDAPEntry, error) {
+	if !ldapValidUser(user) {
+		return LDAPEntry{}, fmt.Errorf("%q is not a user name a login could use", user)
+	}
+	c, err := l.dial(ctx)
+	if err != nil {
+		return LDAPEntry{}, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	entry, err := l.findUser(c, user)
+	if err != nil {
+		return LDAPEntry{}, err
+	}
+	groups, err := l.groupsOf(c, user, entry)
+	if err != nil {
+		return LDAPEntry{DN: entry.DN}, fmt.Errorf("search groups: %w", err)
+	}
+	return LDAPEntry{DN: entry.DN, Groups: groups}, nil
+}
+
+// findUser searches for the one entry of user, with the attribute that
+// lists its groups when groups are not searched for.
+func (l *LDAP) findUser(c *ldap.Conn, user string) (*ldap.Entry, error) {
+	filter := strings.ReplaceAll(l.cfg.UserFilter, "{username}", ldap.EscapeFilter(user))
+	attrs := []string{"1.1"} // no attributes
+	if l.cfg.GroupBaseDN == "" {
+		attrs = []string{l.cfg.GroupAttribute}
+	}
+	res, err := c.Search(l.searchRequest(l.cfg.BaseDN, filter, 2, attrs))
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) || (err == nil && len(res.Entries) > 1):
+		return nil, ErrLDAPAmbiguousUser
+	case err != nil:
+		return nil, err
+	case len(res.Entries) == 0 || res.Entries[0].DN == "":
+		return nil, ErrLDAPNoUser
+	}
+	return res.Entries[0], nil
+}
+
+// groupsOf names the groups of entry, sorted, from its group attribute or
+// a search.
+func (l *LDAP) groupsOf(c *ldap.Conn, user string, entry *ldap.Entry) ([]string, error) {
 	var groups []string
 	if l.cfg.GroupBaseDN == "" {
 		groups = ldapGroupsFromDNs(entry.GetEqualFoldAttributeValues(l.cfg.GroupAttribute))
 	} else {
-		groups, err = l.searchGroups(c, user, entry.DN)
-		if err != nil {
-			return Identity{}, false, &ldapLoginErr{err: err, op: "search groups"}
+		var err error
+		if groups, err = l.searchGroups(c, user, entry.DN); err != nil {
+			return nil, err
 		}
 	}
 	slices.Sort(groups)
-	return Identity{User: user, Groups: slices.Compact(groups), Source: "ldap"}, true, nil
+	return slices.Compact(groups), nil
 }
 
 func (l *LDAP) searchGroups(c *ldap.Conn, user, dn string) ([]string, error) {

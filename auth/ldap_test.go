@@ -580,3 +580,32 @@ func TestLDAPCachesOnlySuccess(t *testing.T) {
 		t.Fatalf("%d cache entries, want 1", n)
 	}
 }
+
+func TestLDAPLookup(t *testing.T) {
+	s := startSlapd(t, harness.SlapdOptions{})
+	memberOf := ldapConfig(s)
+	search := ldapConfig(s)
+	search.GroupBaseDN = s.GroupBaseDN
+	for name, cfg := range map[string]config.LDAP{"memberOf": memberOf, "group search": search} {
+		t.Run(name, func(t *testing.T) {
+			l := newTestLDAP(t, cfg, nil)
+			e, err := l.Lookup(context.Background(), "alice")
+			if err != nil || e.DN != s.UserDN("alice") || !slices.Equal(e.Groups, []string{"devs", "ops"}) {
+				t.Errorf("Lookup(alice) = %+v, %v", e, err)
+			}
+			if _, err := l.Lookup(context.Background(), "nobody"); !errors.Is(err, ErrLDAPNoUser) {
+				t.Errorf("Lookup(nobody) = %v, want ErrLDAPNoUser", err)
+			}
+		})
+	}
+	wide := ldapConfig(s)
+	wide.UserFilter = "(|(uid={username})(objectClass=inetOrgPerson))"
+	if _, err := newTestLDAP(t, wide, nil).Lookup(context.Background(), "alice"); !errors.Is(err, ErrLDAPAmbiguousUser) {
+		t.Errorf("Lookup with a filter matching everyone = %v, want ErrLDAPAmbiguousUser", err)
+	}
+	bad := ldapConfig(s)
+	bad.BindPassword = "wrong"
+	if _, err := newTestLDAP(t, bad, nil).Lookup(context.Background(), "alice"); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		t.Errorf("Lookup with a wrong bind password = %v, want invalid credentials", err)
+	}
+}

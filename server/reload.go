@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"reflect"
 
 	"github.com/wharf-registry/wharf/config"
 )
@@ -27,24 +26,7 @@ func (s *Server) Reload(cfg *config.Config) (applied, needRestart []string, err 
 		return nil, nil, errors.New("server is not running")
 	}
 	old := s.cfg
-	for _, sec := range []struct {
-		key  string
-		a, b any
-	}{
-		{"listen", old.Listen, cfg.Listen},
-		{"data_dir", old.DataDir, cfg.DataDir},
-		{"log", old.Log, cfg.Log},
-		{"hosted", old.Hosted, cfg.Hosted},
-		{"proxies", old.Proxies, cfg.Proxies},
-		{"cache", old.Cache, cfg.Cache},
-		{"metrics", old.Metrics, cfg.Metrics},
-		{"gc", old.GC, cfg.GC},
-		{"tls", old.TLS, cfg.TLS},
-	} {
-		if !reflect.DeepEqual(sec.a, sec.b) {
-			needRestart = append(needRestart, sec.key)
-		}
-	}
+	needRestart = config.RestartSections(old, cfg)
 	switch {
 	case s.auth == nil && cfg.Auth.Enabled():
 		needRestart = append(needRestart, "auth (turning it on)")

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/wharf-registry/wharf/internal/atomicfile"
 )
 
 // Change is one file to write: its bytes before (nil: no file) and after.
@@ -55,44 +57,12 @@ func Apply(c Change, now time.Time) (backup string, err error) {
 			mode = fi.Mode().Perm()
 		}
 		backup = c.Path + ".wharf-backup-" + now.UTC().Format("20060102T150405Z")
-		if err := writeAtomic(backup, cur, mode); err != nil {
+		if err := atomicfile.Write(backup, cur, mode); err != nil {
 			return "", fmt.Errorf("writing the backup %s: %w", backup, err)
 		}
 	}
-	if err := writeAtomic(c.Path, c.After, mode); err != nil {
+	if err := atomicfile.Write(c.Path, c.After, mode); err != nil {
 		return backup, err
 	}
 	return backup, nil
-}
-
-func writeAtomic(path string, b []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

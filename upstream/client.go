@@ -190,6 +190,18 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// NewTransport is the transport New builds when cfg.Transport is nil (CA
+// bundle, insecure, timeouts). A caller that wants to watch the exchange
+// wraps it and passes the wrapper as Transport, with CAFile and Insecure
+// cleared.
+func NewTransport(cfg Config) (*http.Transport, error) {
+	t := cfg.Timeout
+	if t == 0 {
+		t = DefaultTimeout
+	}
+	return newTransport(cfg, t)
+}
+
 // newTransport builds the client's own connection pool, so one slow or
 // misbehaving upstream cannot exhaust connections used for another.
 func newTransport(cfg Config, timeout time.Duration) (*http.Transport, error) {
