@@ -64,6 +64,9 @@ type App struct {
 	chart      *savedChart
 	savedTotal *widget.Label
 
+	// Registries tab (registries.go).
+	reg registries
+
 	// Settings.
 	startOnLaunch *widget.Check
 	keepRunning   *widget.Check
@@ -129,7 +132,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// ShowTab brings a tab to the front: "dashboard" or "settings".
+// ShowTab brings a tab to the front by its title: "dashboard",
+// "registries" or "settings".
 func (a *App) ShowTab(name string) error {
 	for i, t := range a.tabs.Items {
 		if strings.EqualFold(t.Text, name) {
@@ -137,7 +141,11 @@ func (a *App) ShowTab(name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no tab %q; there are dashboard and settings", name)
+	names := make([]string, len(a.tabs.Items))
+	for i, t := range a.tabs.Items {
+		names[i] = strings.ToLower(t.Text)
+	}
+	return fmt.Errorf("no tab %q; there are %s", name, strings.Join(names, ", "))
 }
 
 func (a *App) closeWindow() {
@@ -153,6 +161,7 @@ func (a *App) closeWindow() {
 func (a *App) build() fyne.CanvasObject {
 	a.tabs = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dashboard", theme.HomeIcon(), a.buildDashboard()),
+		container.NewTabItemWithIcon("Registries", theme.StorageIcon(), a.buildRegistries()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), a.buildSettings()),
 	)
 	return a.tabs
