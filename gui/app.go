@@ -64,8 +64,9 @@ type App struct {
 	chart      *savedChart
 	savedTotal *widget.Label
 
-	// Registries tab (registries.go).
+	// Registries and Access tabs (registries.go, access.go).
 	reg registries
+	acc access
 
 	// Settings.
 	startOnLaunch *widget.Check
@@ -133,7 +134,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 // ShowTab brings a tab to the front by its title: "dashboard",
-// "registries" or "settings".
+// "registries", "access" or "settings".
 func (a *App) ShowTab(name string) error {
 	for i, t := range a.tabs.Items {
 		if strings.EqualFold(t.Text, name) {
@@ -162,6 +163,7 @@ func (a *App) build() fyne.CanvasObject {
 	a.tabs = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dashboard", theme.HomeIcon(), a.buildDashboard()),
 		container.NewTabItemWithIcon("Registries", theme.StorageIcon(), a.buildRegistries()),
+		container.NewTabItemWithIcon("Access", theme.AccountIcon(), a.buildAccess()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), a.buildSettings()),
 	)
 	return a.tabs
