@@ -64,9 +64,10 @@ type App struct {
 	chart      *savedChart
 	savedTotal *widget.Label
 
-	// Registries and Access tabs (registries.go, access.go).
-	reg registries
-	acc access
+	// Registries, Access and Cache tabs (registries.go, access.go, cache.go).
+	reg   registries
+	acc   access
+	cache cacheTab
 
 	// Settings.
 	startOnLaunch *widget.Check
@@ -134,7 +135,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 // ShowTab brings a tab to the front by its title: "dashboard",
-// "registries", "access" or "settings".
+// "registries", "access", "cache" or "settings".
 func (a *App) ShowTab(name string) error {
 	for i, t := range a.tabs.Items {
 		if strings.EqualFold(t.Text, name) {
@@ -164,8 +165,10 @@ func (a *App) build() fyne.CanvasObject {
 		container.NewTabItemWithIcon("Dashboard", theme.HomeIcon(), a.buildDashboard()),
 		container.NewTabItemWithIcon("Registries", theme.StorageIcon(), a.buildRegistries()),
 		container.NewTabItemWithIcon("Access", theme.AccountIcon(), a.buildAccess()),
+		container.NewTabItemWithIcon("Cache", theme.FolderIcon(), a.buildCache()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), a.buildSettings()),
 	)
+	a.tabs.OnSelected = a.tabSelected
 	return a.tabs
 }
 
@@ -352,6 +355,7 @@ func (a *App) show(s snapshot) {
 		a.noPulls.Show()
 	}
 	a.showTray(life)
+	a.cacheFollow(s)
 	if s.report != nil || life != a.shownLife {
 		// What is on screen, for `make screenshots` and bug reports.
 		a.opts.Logger.Debug("dashboard refreshed", "state", life.Phase, "pulls", len(a.rows),
