@@ -3,6 +3,8 @@ package gui
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/gui/model"
 	"github.com/wharf-registry/wharf/gui/settings"
 )
 
@@ -41,6 +44,7 @@ type access struct {
 	saveTLS                   *widget.Button
 	trust                     *fyne.Container // the self-signed CA and how to trust it
 	trustText                 string          // what the copy button copies
+	trustGen                  int             // the server generation the trust was shown for
 }
 
 func (a *App) buildAccess() fyne.CanvasObject {
@@ -64,9 +68,10 @@ func (a *App) buildAccess() fyne.CanvasObject {
 		a.editUsers(func(u settings.Users) error { return u.ResetPassword(name, x.userPass.Text) }, "New password for "+name+" set.")
 	})
 	users := container.NewVBox(
-		container.NewBorder(nil, nil, widget.NewLabel("htpasswd file"), x.htpasswdBtn, x.htpasswd),
+		container.NewBorder(nil, nil, widget.NewLabel("File"), x.htpasswdBtn, x.htpasswd),
 		x.users,
-		container.NewGridWithColumns(4, x.userName, x.userPass, x.addUser, x.resetPass),
+		container.NewGridWithColumns(2, x.userName, x.userPass),
+		container.NewGridWithColumns(2, x.addUser, x.resetPass),
 	)
 
 	x.anonymous = container.NewVBox()
@@ -117,12 +122,17 @@ func (a *App) buildAccess() fyne.CanvasObject {
 	)
 
 	a.refreshAccess()
+	// Two columns: logins on the left, HTTPS on the right, so most of the
+	// tab fits a laptop screen.
 	return container.NewVScroll(container.NewVBox(
 		x.out.box,
-		widget.NewCard("Users", "htpasswd logins; changes apply at once", users),
-		widget.NewCard("Anonymous pulls", "with logins on, who may pull without one", x.anonymous),
-		widget.NewCard("LDAP", "log in with directory accounts", ldap),
-		widget.NewCard("TLS", "HTTPS on the registry's address", container.NewVBox(tlsForm, x.trust)),
+		container.NewGridWithColumns(2,
+			container.NewVBox(
+				widget.NewCard("Users", "htpasswd logins; changes apply at once", users),
+				widget.NewCard("Anonymous pulls", "with logins on, who may pull without one", x.anonymous),
+				widget.NewCard("LDAP", "log in with directory accounts", ldap)),
+			container.NewVBox(
+				widget.NewCard("TLS", "HTTPS on the registry's address", container.NewVBox(tlsForm, x.trust)))),
 	))
 }
 
@@ -220,7 +230,6 @@ func (a *App) refreshAccess() {
 	x := &a.acc
 	x.users.RemoveAll()
 	x.anonymous.RemoveAll()
-	x.trust.RemoveAll()
 	d, err := a.loadDoc()
 	if err != nil {
 		x.out.fail(err)
@@ -230,9 +239,9 @@ func (a *App) refreshAccess() {
 
 	x.htpasswd.SetText(cfg.Auth.Htpasswd)
 	if u, err := d.Users(); err != nil {
-		x.users.Add(widget.NewLabel("Logins are off: name an htpasswd file and press “Use this file”, then add users."))
+		x.users.Add(note("Logins are off: name an htpasswd file and press “Use this file”, then add users."))
 	} else if names, err := u.List(); err != nil {
-		x.users.Add(widget.NewLabel(err.Error()))
+		x.users.Add(note(err.Error()))
 	} else {
 		for _, n := range names {
 			n := n
@@ -275,7 +284,7 @@ func (a *App) refreshAccess() {
 		x.anonymous.Add(c)
 	}
 	if !cfg.Auth.Enabled() {
-		x.anonymous.Add(widget.NewLabel("Logins are off, so everyone may pull and push; these apply once users or LDAP are on."))
+		x.anonymous.Add(note("Logins are off, so everyone may pull and push; these apply once users or LDAP are on."))
 	}
 
 	l := config.LDAP{}
@@ -296,15 +305,34 @@ func (a *App) refreshAccess() {
 	x.tlsKey.SetText(cfg.TLS.KeyFile)
 	x.tlsHosts.SetText(strings.Join(cfg.TLS.Hosts, ", "))
 	x.tlsEmail.SetText(cfg.TLS.Email)
-	if cfg.TLS.Mode == config.TLSSelfSigned {
-		a.showTrust(d.CATrust(""))
+	a.showTrust(d)
+}
+
+// trustHostPort is the name clients use: this machine's name and the
+// port the server listens on now ("" before it runs: the config's).
+func (a *App) trustHostPort() string {
+	life := a.Lifecycle()
+	if life.Phase != model.Running {
+		return ""
 	}
+	_, port, err := net.SplitHostPort(life.Addr)
+	name, _ := os.Hostname()
+	if err != nil || name == "" {
+		return ""
+	}
+	return net.JoinHostPort(name, port)
 }
 
 // showTrust lists where the self-signed CA is and the commands that
 // make each system trust it, with one button to copy them all.
-func (a *App) showTrust(t settings.CATrust) {
+func (a *App) showTrust(d *settings.Doc) {
 	x := &a.acc
+	x.trust.RemoveAll()
+	x.trustGen = a.lastGen
+	if d.Config().TLS.Mode != config.TLSSelfSigned {
+		return
+	}
+	t := d.CATrust(a.trustHostPort())
 	state := "wharf writes it at its first start in this mode"
 	if t.Exists {
 		state = "exists"
@@ -324,6 +352,6 @@ func (a *App) showTrust(t settings.CATrust) {
 	x.trustText = strings.Join(all, "\n") + "\n"
 	copyBtn := widget.NewButtonWithIcon("Copy the commands", theme.ContentCopyIcon(), func() { a.fa.Clipboard().SetContent(x.trustText) })
 	x.trust.Add(container.NewBorder(nil, nil, nil, copyBtn, ca))
-	x.trust.Add(widget.NewLabel("Clients reaching " + t.HostPort + " must trust this CA:"))
+	x.trust.Add(note("Clients reaching " + t.HostPort + " must trust this CA:"))
 	x.trust.Add(cmds)
 }

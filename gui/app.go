@@ -355,7 +355,7 @@ func (a *App) show(s snapshot) {
 		a.noPulls.Show()
 	}
 	a.showTray(life)
-	a.cacheFollow(s)
+	a.followServer(s)
 	if s.report != nil || life != a.shownLife {
 		// What is on screen, for `make screenshots` and bug reports.
 		a.opts.Logger.Debug("dashboard refreshed", "state", life.Phase, "pulls", len(a.rows),

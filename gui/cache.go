@@ -78,30 +78,6 @@ func (a *App) buildCache() fyne.CanvasObject {
 	)
 }
 
-// tabSelected rereads what a tab shows: the file may have been edited by
-// hand, the cache changed by pulls.
-func (a *App) tabSelected(t *container.TabItem) {
-	switch t.Text {
-	case "Registries":
-		a.refreshRegistries()
-	case "Access":
-		a.refreshAccess()
-	case "Cache":
-		a.refreshCache()
-	}
-}
-
-// cacheFollow lists the cache again after pulls or a new server, while
-// the Cache tab is in front. It runs in show, on the UI thread.
-func (a *App) cacheFollow(s snapshot) {
-	if a.tabs.Selected() == nil || a.tabs.Selected().Text != "Cache" {
-		return
-	}
-	if len(s.events) > 0 || (s.gen != a.cache.loadedGen && s.life.Phase == model.Running) {
-		a.refreshCache()
-	}
-}
-
 // refreshCache reads the listing off the UI thread; one read at a time,
 // and one more if something asked meanwhile.
 func (a *App) refreshCache() {
@@ -132,6 +108,7 @@ func (a *App) refreshCache() {
 			} else {
 				c.summary.SetText(model.CacheSummary(st))
 				a.showCacheRows(model.CachedRepos(entries))
+				a.opts.Logger.Debug("cache listed", "rows", len(c.listed), "blobs", len(entries))
 			}
 			if c.again {
 				c.again = false

@@ -82,6 +82,7 @@ func (a *App) newOutcome() *outcome {
 	})
 	o.restart.Hide()
 	o.box = container.NewBorder(nil, nil, nil, o.restart, o.msg)
+	o.box.Hide() // until there is something to say
 	return o
 }
 
@@ -91,6 +92,7 @@ func (o *outcome) saved(ch settings.Change, err error) {
 		o.fail(err)
 		return
 	}
+	o.box.Show()
 	o.msg.Importance = widget.SuccessImportance
 	switch {
 	case o.a.running() == nil:
@@ -108,6 +110,7 @@ func (o *outcome) saved(ch settings.Change, err error) {
 
 // say shows a sentence that is not an error; fail shows one that is.
 func (o *outcome) say(ok bool, text string) {
+	o.box.Show()
 	o.msg.Importance = widget.SuccessImportance
 	if !ok {
 		o.msg.Importance = widget.DangerImportance
@@ -118,10 +121,16 @@ func (o *outcome) say(ok bool, text string) {
 
 func (o *outcome) fail(err error) { o.say(false, err.Error()); o.restart.Hide() }
 
-func (o *outcome) clear() { o.say(true, ""); o.restart.Hide() }
-
 func entry(placeholder string) *widget.Entry {
 	e := widget.NewEntry()
 	e.SetPlaceHolder(placeholder)
 	return e
+}
+
+// note is a sentence that wraps: in a grid column an unwrapped label
+// would widen every column, and the window with them.
+func note(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapWord
+	return l
 }
