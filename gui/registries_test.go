@@ -12,7 +12,6 @@ import (
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
-
 // expectRefused checks an edit the tab refused: the reason inline, the
 // file's bytes as they were.
 func expectRefused(t *testing.T, f *fixture, out *outcome, before []byte, want string) {
@@ -59,7 +58,9 @@ func TestRegistriesTab(t *testing.T) {
 	r.name.SetText("origin")
 	r.upstream.SetText(origin.URL)
 	test.Tap(r.testBtn)
-	f.ui.waitFor(t, "the upstream test's answer", func() bool { return !r.testBtn.Disabled() && r.testResult.Text != "" && !strings.HasPrefix(r.testResult.Text, "Testing") })
+	f.ui.waitFor(t, "the upstream test's answer", func() bool {
+		return !r.testBtn.Disabled() && r.testResult.Text != "" && !strings.HasPrefix(r.testResult.Text, "Testing")
+	})
 	if r.testResult.Importance != widget.SuccessImportance {
 		t.Errorf("testing a live Distribution: %q", r.testResult.Text)
 	}
