@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -207,21 +206,8 @@ func (a *App) testLDAPForm() {
 		l.BindDN, l.BindPassword, l.BindPasswordFile, l.BindPasswordEnv = f.BindDN, f.BindPassword, "", ""
 	}
 	user := strings.TrimSpace(x.ldapUser.Text)
-	x.ldapResult.Importance = widget.MediumImportance
-	x.ldapResult.SetText("Asking " + l.URL + "…")
-	x.testLDAP.Disable()
-	a.background(func() func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res := settings.TestLDAP(ctx, l, user)
-		return func() {
-			x.testLDAP.Enable()
-			x.ldapResult.Importance = widget.SuccessImportance
-			if !res.OK {
-				x.ldapResult.Importance = widget.DangerImportance
-			}
-			x.ldapResult.SetText(res.Message)
-		}
+	a.runTest(x.testLDAP, x.ldapResult, "Asking "+l.URL+"…", func(ctx context.Context) settings.Result {
+		return settings.TestLDAP(ctx, l, user)
 	})
 }
 

@@ -32,11 +32,7 @@ func login(t *testing.T, addr, user, password string) int {
 func TestAccessUsersLogIn(t *testing.T) {
 	f := newFixture(t, configFor(t.TempDir(), "127.0.0.1:0", "https://registry-1.docker.io"))
 	a, x := f.app, &f.app.acc
-	test.Tap(a.startBtn)
-	f.waitState("Running on ")
-	if err := a.ShowTab("access"); err != nil {
-		t.Fatal(err)
-	}
+	f.startOn("access")
 	x.userName.SetText("alice")
 	x.userPass.SetText("first-secret")
 	test.Tap(x.addUser)

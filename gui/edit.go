@@ -1,7 +1,9 @@
 package gui
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -60,6 +62,28 @@ func (a *App) background(work func() (show func())) {
 		show := work()
 		a.opts.Do(show)
 	}()
+}
+
+// runTest runs a "test" button's check (an upstream, a directory) off
+// the UI thread, with the button disabled meanwhile, and shows its
+// sentence in result: green when it worked, red when not.
+func (a *App) runTest(btn *widget.Button, result *widget.Label, pending string, check func(context.Context) settings.Result) {
+	result.Importance = widget.MediumImportance
+	result.SetText(pending)
+	btn.Disable()
+	a.background(func() func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		res := check(ctx)
+		return func() {
+			btn.Enable()
+			result.Importance = widget.SuccessImportance
+			if !res.OK {
+				result.Importance = widget.DangerImportance
+			}
+			result.SetText(res.Message)
+		}
+	})
 }
 
 // outcome is the line under a form: what an edit did, or why not, with a

@@ -3,7 +3,6 @@ package gui
 import (
 	"context"
 	"strings"
-	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -76,12 +75,9 @@ func (a *App) buildRegistries() fyne.CanvasObject {
 	r.hostedName = entry("team, ci, local…")
 	r.addHosted = widget.NewButtonWithIcon("Add namespace", theme.ContentAddIcon(), func() {
 		name := strings.TrimSpace(r.hostedName.Text)
-		ch, err := a.editConfig(func(d *settings.Doc) error { return d.AddHosted(name) })
-		if err == nil {
+		if a.saveRegistries(func(d *settings.Doc) error { return d.AddHosted(name) }) {
 			r.hostedName.SetText("")
 		}
-		a.refreshRegistries()
-		r.out.saved(ch, err)
 	})
 	hosted := container.NewVBox(r.hosted, container.NewBorder(nil, nil, nil, r.addHosted, r.hostedName))
 
@@ -106,8 +102,7 @@ func (a *App) formProxy() settings.Proxy {
 func (a *App) addProxy() {
 	r := &a.reg
 	p := a.formProxy()
-	ch, err := a.editConfig(func(d *settings.Doc) error { return d.AddProxy(p) })
-	if err == nil {
+	if a.saveRegistries(func(d *settings.Doc) error { return d.AddProxy(p) }) {
 		r.name.SetText("")
 		r.upstream.SetText("")
 		r.username.SetText("")
@@ -116,8 +111,15 @@ func (a *App) addProxy() {
 		r.preset.ClearSelected()
 		r.testResult.SetText("")
 	}
+}
+
+// saveRegistries makes one edit from the tab and redraws the lists; it
+// reports whether the edit was saved (the form may be cleared).
+func (a *App) saveRegistries(edit func(*settings.Doc) error) bool {
+	ch, err := a.editConfig(edit)
 	a.refreshRegistries()
-	r.out.saved(ch, err)
+	a.reg.out.saved(ch, err)
+	return err == nil
 }
 
 // testUpstream pings the proxy's /v2/ off the UI thread and says what
@@ -132,21 +134,8 @@ func (a *App) testUpstream(p settings.Proxy) {
 			}
 		}
 	}
-	r.testResult.Importance = widget.MediumImportance
-	r.testResult.SetText("Testing " + p.Upstream + "…")
-	r.testBtn.Disable()
-	a.background(func() func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		res := settings.TestUpstream(ctx, cp)
-		return func() {
-			r.testBtn.Enable()
-			r.testResult.Importance = widget.SuccessImportance
-			if !res.OK {
-				r.testResult.Importance = widget.DangerImportance
-			}
-			r.testResult.SetText(res.Message)
-		}
+	a.runTest(r.testBtn, r.testResult, "Testing "+p.Upstream+"…", func(ctx context.Context) settings.Result {
+		return settings.TestUpstream(ctx, cp)
 	})
 }
 
@@ -175,9 +164,7 @@ func (a *App) refreshRegistries() {
 			a.testUpstream(settings.Proxy{Name: p.Name, Upstream: p.Upstream})
 		})
 		remove := widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), func() {
-			ch, err := a.editConfig(func(d *settings.Doc) error { return d.RemoveProxy(p.Name) })
-			a.refreshRegistries()
-			r.out.saved(ch, err)
+			a.saveRegistries(func(d *settings.Doc) error { return d.RemoveProxy(p.Name) })
 		})
 		r.proxies.Add(container.NewBorder(nil, nil, nil, container.NewHBox(test, remove), l))
 	}
@@ -187,9 +174,7 @@ func (a *App) refreshRegistries() {
 	for _, h := range d.Hosted() {
 		h := h
 		remove := widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), func() {
-			ch, err := a.editConfig(func(d *settings.Doc) error { return d.RemoveHosted(h.Name) })
-			a.refreshRegistries()
-			r.out.saved(ch, err)
+			a.saveRegistries(func(d *settings.Doc) error { return d.RemoveHosted(h.Name) })
 		})
 		r.hosted.Add(container.NewBorder(nil, nil, nil, remove, widget.NewLabel(h.Name+"  (pushes go to "+h.Name+"/…; kept on disk if removed)")))
 	}

@@ -42,11 +42,7 @@ func TestRegistriesTab(t *testing.T) {
 	harness.PushRandomImage(t, origin.Addr+"/library/demo:1", harness.ImageSpec{Layers: 1, LayerSize: 64 << 10})
 	f := newFixture(t, configFor(t.TempDir(), "127.0.0.1:0", "https://registry-1.docker.io"))
 	a, r := f.app, &f.app.reg
-	test.Tap(a.startBtn)
-	f.waitState("Running on ")
-	if err := a.ShowTab("registries"); err != nil {
-		t.Fatal(err)
-	}
+	f.startOn("registries")
 	if got := proxyRows(a); len(got) != 1 || !strings.Contains(got[0], "hub  →  https://registry-1.docker.io  (default)") {
 		t.Errorf("proxies listed: %q", got)
 	}

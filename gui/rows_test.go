@@ -54,3 +54,14 @@ func findButton(o fyne.CanvasObject, text string) *widget.Button {
 	}
 	return nil
 }
+
+// startOn starts the server with the Start button and brings tab to the
+// front once it runs.
+func (f *fixture) startOn(tab string) {
+	f.t.Helper()
+	test.Tap(f.app.startBtn)
+	f.waitState("Running on ")
+	if err := f.app.ShowTab(tab); err != nil {
+		f.t.Fatal(err)
+	}
+}
