@@ -29,6 +29,9 @@ type cacheTab struct {
 	gcPreview  *widget.Button
 	gcRun      *widget.Button
 	gcResult   *widget.Label
+	warmBtn    *widget.Button
+	warmBar    *widget.ProgressBar
+	warm       *warming // the pre-warm under way, if any
 
 	listed    []model.CachedRepo // what the rows show
 	loading   bool               // a listing is being read
@@ -60,18 +63,21 @@ func (a *App) buildCache() fyne.CanvasObject {
 		})
 	})
 	c.evict.Importance = widget.DangerImportance
+	c.warmBtn = widget.NewButtonWithIcon("Pre-warm", theme.DownloadIcon(), a.prewarm)
+	c.warmBar = widget.NewProgressBar()
+	c.warmBar.Hide()
 	c.gcResult = widget.NewLabel("Garbage collection frees hosted blobs no manifest references any more.")
 	c.gcResult.Wrapping = fyne.TextWrapWord
 	c.gcPreview = widget.NewButtonWithIcon("Preview (dry run)", theme.SearchIcon(), func() { a.runGC(true) })
 	c.gcRun = widget.NewButtonWithIcon("Collect garbage", theme.DeleteIcon(), func() { a.runGC(false) })
 
 	images := container.NewVBox(
-		container.NewBorder(nil, nil, nil, container.NewHBox(c.pin, c.unpin, c.evict), c.image),
-		c.result)
+		container.NewBorder(nil, nil, nil, container.NewHBox(c.warmBtn, c.pin, c.unpin, c.evict), c.image),
+		c.warmBar, c.result)
 	return container.NewBorder(
 		container.NewVBox(
 			container.NewBorder(nil, nil, nil, c.refreshBtn, c.summary),
-			widget.NewCard("", "Pin, unpin or evict an image", images),
+			widget.NewCard("", "Pre-warm, pin, unpin or evict an image", images),
 			widget.NewCard("", "Garbage collection", container.NewVBox(container.NewHBox(c.gcPreview, c.gcRun), c.gcResult)),
 		), nil, nil, nil,
 		widget.NewCard("", "Cached by proxy and repository (most recently used first)", container.NewVScroll(c.rows)),

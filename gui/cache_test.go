@@ -13,7 +13,8 @@ import (
 
 // TestCacheTab pulls an image through the running server, finds it on the
 // Cache tab, pins, unpins and evicts it with the buttons (each checked in
-// the listing), then previews and runs a garbage collection.
+// the listing), pre-warms it back, then previews and runs a garbage
+// collection.
 func TestCacheTab(t *testing.T) {
 	origin := harness.StartDistribution(t, harness.DistributionOptions{})
 	harness.PushRandomImage(t, origin.Addr+"/library/demo:1", harness.ImageSpec{Layers: 2, LayerSize: 128 << 10})
@@ -41,10 +42,16 @@ func TestCacheTab(t *testing.T) {
 		}
 		return model.CachedRepo{}, false
 	}
-	f.ui.waitFor(t, "the pulled image listed, followed live", func() bool {
-		r, ok := demo()
-		return ok && r.Blobs >= 3 && r.Proxy == "hub"
-	})
+	// The cache commits a blob to its index just after its last byte went
+	// out: until the listing has caught up, list again as Refresh does.
+	caughtUp := func() bool {
+		if r, ok := demo(); ok && r.Blobs >= 3 && r.Proxy == "hub" {
+			return true
+		}
+		a.refreshCache()
+		return false
+	}
+	f.ui.waitFor(t, "the pulled image listed", caughtUp)
 	if !strings.Contains(c.summary.Text, "cached blobs") {
 		t.Errorf("summary %q", c.summary.Text)
 	}
@@ -68,7 +75,23 @@ func TestCacheTab(t *testing.T) {
 		_, listed := demo()
 		return !listed && strings.HasPrefix(c.result.Text, "Evicted ")
 	})
+	c.image.SetText("library/demo:1")
+	test.Tap(c.warmBtn)
+	if !c.warmBar.Visible() || !c.warmBtn.Disabled() {
+		t.Error("no progress bar, or the button still enabled, while pre-warming")
+	}
+	f.ui.waitFor(t, "the evicted image pre-warmed back into the cache", func() bool {
+		return strings.HasPrefix(c.result.Text, "Pre-warmed library/demo:1: 2 layers") && caughtUp()
+	})
+	if c.warmBar.Visible() || c.warmBtn.Disabled() || c.warm != nil {
+		t.Error("the progress bar or the disabled button outlived the pre-warm")
+	}
 	c.image.SetText("library/nothing:1")
+	test.Tap(c.warmBtn)
+	f.ui.waitFor(t, "pre-warming what the upstream lacks refused inline", func() bool {
+		return c.result.Importance == widget.DangerImportance && strings.HasPrefix(c.result.Text, "Pre-warming library/nothing:1: ")
+	})
+
 	test.Tap(c.evict)
 	f.ui.waitFor(t, "evicting what is not cached refused inline", func() bool { return c.result.Importance == widget.DangerImportance })
 

@@ -29,6 +29,7 @@ func (a *App) followServer(s snapshot) {
 	}
 	switch tab.Text {
 	case "Cache":
+		a.showWarm()
 		if len(s.events) > 0 || s.gen != a.cache.loadedGen {
 			a.refreshCache()
 		}
