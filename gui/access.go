@@ -2,6 +2,7 @@ package gui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -60,11 +61,21 @@ func (a *App) buildAccess() fyne.CanvasObject {
 	x.userPass.SetPlaceHolder("password")
 	x.addUser = widget.NewButtonWithIcon("Add user", theme.ContentAddIcon(), func() {
 		name := strings.TrimSpace(x.userName.Text)
-		a.editUsers(func(u settings.Users) error { return u.Add(name, x.userPass.Text) }, "Added "+name+": they can log in now.")
+		a.editUsers(func(u settings.Users) error {
+			if x.userPass.Text == "" {
+				return errors.New("type a password for " + name)
+			}
+			return u.Add(name, x.userPass.Text)
+		}, "Added "+name+": they can log in now.")
 	})
 	x.resetPass = widget.NewButtonWithIcon("Reset password", theme.ViewRefreshIcon(), func() {
 		name := strings.TrimSpace(x.userName.Text)
-		a.editUsers(func(u settings.Users) error { return u.ResetPassword(name, x.userPass.Text) }, "New password for "+name+" set.")
+		a.editUsers(func(u settings.Users) error {
+			if x.userPass.Text == "" {
+				return errors.New("type the new password for " + name)
+			}
+			return u.ResetPassword(name, x.userPass.Text)
+		}, "New password for "+name+" set.")
 	})
 	users := container.NewVBox(
 		container.NewBorder(nil, nil, widget.NewLabel("File"), x.htpasswdBtn, x.htpasswd),

@@ -57,6 +57,12 @@ func TestAccessUsersLogIn(t *testing.T) {
 		t.Fatalf("adding alice: %q, users %q", x.out.msg.Text, labelsIn(x.users))
 	}
 	f.ui.waitFor(t, "alice logging in", func() bool { return login(t, addr, "alice", "first-secret") == http.StatusOK })
+	x.userName.SetText("bob")
+	test.Tap(x.addUser)
+	if !strings.Contains(x.out.msg.Text, "type a password for bob") || strings.Contains(strings.Join(labelsIn(x.users), " "), "bob") {
+		t.Errorf("adding bob without a password: %q, users %q", x.out.msg.Text, labelsIn(x.users))
+	}
+	x.userName.SetText("alice")
 	x.userPass.SetText("again")
 	test.Tap(x.addUser)
 	if !strings.Contains(x.out.msg.Text, "already exists") {

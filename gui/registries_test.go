@@ -119,3 +119,23 @@ func TestRegistriesTab(t *testing.T) {
 
 func proxyRows(a *App) []string  { return labelsIn(a.reg.proxies) }
 func hostedRows(a *App) []string { return labelsIn(a.reg.hosted) }
+
+// A config file that does not parse is reported on the tab, and an edit
+// leaves it byte for byte as it was.
+func TestRegistriesBrokenConfig(t *testing.T) {
+	f := newFixture(t, "listen: [127.0.0.1:0\nproxies: {\n")
+	a, r := f.app, &f.app.reg
+	before := []byte(readFile(t, f.cfg))
+	if err := a.ShowTab("registries"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.out.box.Visible() || !strings.Contains(r.out.msg.Text, "wharf.yml") {
+		t.Errorf("a broken config: %q", r.out.msg.Text)
+	}
+	r.preset.SetSelected("Quay")
+	test.Tap(r.addBtn)
+	expectRefused(t, f, r.out, before, "the file was left as it is")
+	r.hostedName.SetText("team")
+	test.Tap(r.addHosted)
+	expectRefused(t, f, r.out, before, "the file was left as it is")
+}
