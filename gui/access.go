@@ -60,22 +60,10 @@ func (a *App) buildAccess() fyne.CanvasObject {
 	x.userName, x.userPass = entry("user name"), widget.NewPasswordEntry()
 	x.userPass.SetPlaceHolder("password")
 	x.addUser = widget.NewButtonWithIcon("Add user", theme.ContentAddIcon(), func() {
-		name := strings.TrimSpace(x.userName.Text)
-		a.editUsers(func(u settings.Users) error {
-			if x.userPass.Text == "" {
-				return errors.New("type a password for " + name)
-			}
-			return u.Add(name, x.userPass.Text)
-		}, "Added "+name+": they can log in now.")
+		a.setPassword(settings.Users.Add, "Added %s: they can log in now.")
 	})
 	x.resetPass = widget.NewButtonWithIcon("Reset password", theme.ViewRefreshIcon(), func() {
-		name := strings.TrimSpace(x.userName.Text)
-		a.editUsers(func(u settings.Users) error {
-			if x.userPass.Text == "" {
-				return errors.New("type the new password for " + name)
-			}
-			return u.ResetPassword(name, x.userPass.Text)
-		}, "New password for "+name+" set.")
+		a.setPassword(settings.Users.ResetPassword, "New password for %s set.")
 	})
 	users := container.NewVBox(
 		container.NewBorder(nil, nil, widget.NewLabel("File"), x.htpasswdBtn, x.htpasswd),
@@ -164,6 +152,19 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// setPassword adds a user or resets one's password with what the form
+// holds; an empty password is refused.
+func (a *App) setPassword(set func(u settings.Users, name, password string) error, done string) {
+	x := &a.acc
+	name, password := strings.TrimSpace(x.userName.Text), x.userPass.Text
+	a.editUsers(func(u settings.Users) error {
+		if password == "" {
+			return errors.New("type a password for " + name)
+		}
+		return set(u, name, password)
+	}, fmt.Sprintf(done, name))
 }
 
 // editUsers changes the htpasswd file (written at once, bcrypt, 0600;
