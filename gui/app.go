@@ -65,6 +65,11 @@ type App struct {
 	chart      *savedChart
 	savedTotal *widget.Label
 
+	// Registries, Access and Cache tabs (registries.go, access.go, cache.go).
+	reg   registries
+	acc   access
+	cache cacheTab
+
 	// Use with Docker, containerd, podman.
 	setupCards []*setupCard
 	setupRuns  int // setup commands finished (tests wait on it)
@@ -135,7 +140,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 // ShowTab brings a tab to the front by its title or the title's first
-// word: "dashboard", "use" (Use with Docker) or "settings".
+// word: "dashboard", "registries", "access", "cache", "use" (Use with
+// Docker) or "settings".
 func (a *App) ShowTab(name string) error {
 	for i, t := range a.tabs.Items {
 		if strings.EqualFold(t.Text, name) || strings.EqualFold(strings.Fields(t.Text)[0], name) {
@@ -163,9 +169,13 @@ func (a *App) closeWindow() {
 func (a *App) build() fyne.CanvasObject {
 	a.tabs = container.NewAppTabs(
 		container.NewTabItemWithIcon("Dashboard", theme.HomeIcon(), a.buildDashboard()),
+		container.NewTabItemWithIcon("Registries", theme.StorageIcon(), a.buildRegistries()),
+		container.NewTabItemWithIcon("Access", theme.AccountIcon(), a.buildAccess()),
+		container.NewTabItemWithIcon("Cache", theme.FolderIcon(), a.buildCache()),
 		container.NewTabItemWithIcon("Use with Docker", theme.ComputerIcon(), a.buildUseWith()),
 		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), a.buildSettings()),
 	)
+	a.tabs.OnSelected = a.tabSelected
 	return a.tabs
 }
 
@@ -355,6 +365,7 @@ func (a *App) show(s snapshot) {
 		a.noPulls.Show()
 	}
 	a.showTray(life)
+	a.followServer(s)
 	if s.report != nil || life != a.shownLife {
 		// What is on screen, for `make screenshots` and bug reports.
 		a.opts.Logger.Debug("dashboard refreshed", "state", life.Phase, "pulls", len(a.rows),

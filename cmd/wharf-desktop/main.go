@@ -29,7 +29,7 @@ const usage = `wharf-desktop — wharf's desktop app: runs the registry and Dock
 on this machine and shows what it saves.
 
 Usage:
-  wharf-desktop [--config FILE] [--no-start] [--tab dashboard|use|settings] [--log-level LEVEL]
+  wharf-desktop [--config FILE] [--no-start] [--tab dashboard|registries|access|cache|use|settings] [--log-level LEVEL]
 
 With no --config it uses $XDG_CONFIG_HOME/wharf/wharf.yml (~/.config/wharf/wharf.yml),
 written on the first start from wharf's default (listen :5000, a Docker Hub
@@ -77,7 +77,7 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	}
 	cfgFlag := fs.String("config", "", "YAML config `file` (default $XDG_CONFIG_HOME/wharf/wharf.yml, created on first start)")
 	noStart := fs.Bool("no-start", false, "do not start the server at launch this time (the setting is kept)")
-	tab := fs.String("tab", "dashboard", "the `tab` to open: dashboard, use (Use with Docker) or settings")
+	tab := fs.String("tab", "dashboard", "the `tab` to open: dashboard, registries, access, cache, use (Use with Docker) or settings")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
 // The screens `make screenshots` saves, in README order.
-var screens = []string{"dashboard.png", "dashboard-error.png", "settings.png"}
+var screens = []string{"dashboard.png", "dashboard-error.png", "registries.png", "access.png", "cache.png", "settings.png"}
 
 // TestScreenshots runs the real wharf-desktop binary ($WHARF_DESKTOP_BIN)
 // under Xvfb and saves each screen into $WHARF_SCREENSHOTS: the dashboard
@@ -39,7 +40,7 @@ func TestScreenshots(t *testing.T) {
 
 	dir := harness.ShortTempDir(t, "shots")
 	data := filepath.Join(dir, "data")
-	cfg := func(listen string) string {
+	cfg := func(listen string, extra ...string) string {
 		path := filepath.Join(dir, "wharf.yml")
 		write(t, path, fmt.Sprintf(`# a config like the first-start one, with a local upstream
 listen: %q
@@ -52,7 +53,7 @@ proxies:
     default: true
 cache:
   max_size: 20GiB
-`, listen, data, origin.URL))
+%s`, listen, data, origin.URL, strings.Join(extra, "")))
 		return path
 	}
 	run := func(name, config string, args ...string) *harness.Process {
@@ -85,7 +86,35 @@ cache:
 	shoot(t, display, filepath.Join(out, "dashboard-error.png"))
 	stopCleanly(t, app)
 
-	// 3. Settings.
+	// 3. Registries, with the proxy and namespace of the runs above.
+	app = run("registries", cfg(":0"), "--tab", "registries")
+	servingPort(t, app)
+	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
+	shoot(t, display, filepath.Join(out, "registries.png"))
+	stopCleanly(t, app)
+
+	// 4. Access: two htpasswd users, and the self-signed CA with the
+	// commands that trust it.
+	users := filepath.Join(dir, "users.htpasswd")
+	for _, u := range []string{"alice", "ci"} {
+		if _, err := auth.SetPassword(users, u, "screenshot-"+u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app = run("access", cfg(":0", "auth:\n  htpasswd: "+users+"\ntls:\n  mode: self-signed\n"), "--tab", "access")
+	servingPort(t, app)
+	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
+	shoot(t, display, filepath.Join(out, "access.png"))
+	stopCleanly(t, app)
+
+	// 5. Cache: what the first run pulled, by proxy and repository.
+	app = run("cache", cfg(":0"), "--tab", "cache")
+	servingPort(t, app)
+	waitLog(t, app, "the cache listed", func(log string) bool { return cacheListedRE.MatchString(log) })
+	shoot(t, display, filepath.Join(out, "cache.png"))
+	stopCleanly(t, app)
+
+	// 6. Settings.
 	app = run("settings", cfg(":0"), "--tab", "settings")
 	servingPort(t, app)
 	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
@@ -189,6 +218,8 @@ func servingPort(t *testing.T, p *harness.Process) string {
 	})
 	return port
 }
+
+var cacheListedRE = regexp.MustCompile(`msg="cache listed" rows=[1-9]`)
 
 var refreshRE = regexp.MustCompile(`msg="dashboard refreshed" state=running pulls=(\d+) saved=(\d+) fetched="?([^"]*?)"? transfers=0`)
 
