@@ -77,6 +77,7 @@ func (a *App) newSetupCard(c model.SetupClient, canWrite bool, pkexec string) *s
 	s := &setupCard{client: c, plan: plan, Status: widget.NewLabel(""), Output: widget.NewLabel(""), Terminal: widget.NewLabel("")}
 	s.Output.Wrapping = fyne.TextWrapBreak
 	s.Output.TextStyle = fyne.TextStyle{Monospace: true}
+	s.Output.Hide() // until a command printed something
 	s.Terminal.Wrapping = fyne.TextWrapBreak
 	s.Terminal.TextStyle = fyne.TextStyle{Monospace: true}
 	s.Preview = widget.NewButtonWithIcon("Show the change", theme.VisibilityIcon(), func() { a.runSetup(s, s.plan.Preview, "preview") })
@@ -123,6 +124,7 @@ func (a *App) runSetup(s *setupCard, argv []string, what string) {
 		}
 		a.opts.Do(func() {
 			s.Output.SetText(strings.TrimSpace(string(out)))
+			s.Output.Show()
 			s.Status.SetText(status)
 			s.Preview.Enable()
 			if s.plan.Apply != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 // The screens `make screenshots` saves, in README order.
-var screens = []string{"dashboard.png", "dashboard-error.png", "registries.png", "access.png", "cache.png", "settings.png"}
+var screens = []string{"dashboard.png", "dashboard-error.png", "registries.png", "access.png", "cache.png", "use.png", "settings.png"}
 
 // TestScreenshots runs the real wharf-desktop binary ($WHARF_DESKTOP_BIN)
 // under Xvfb and saves each screen into $WHARF_SCREENSHOTS: the dashboard
@@ -114,7 +114,15 @@ cache:
 	shoot(t, display, filepath.Join(out, "cache.png"))
 	stopCleanly(t, app)
 
-	// 6. Settings.
+	// 6. Use with Docker: `wharf setup` for each client, with the files
+	// it would change on this machine.
+	app = run("use", cfg(":0"), "--tab", "use")
+	servingPort(t, app)
+	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
+	shoot(t, display, filepath.Join(out, "use.png"))
+	stopCleanly(t, app)
+
+	// 7. Settings.
 	app = run("settings", cfg(":0"), "--tab", "settings")
 	servingPort(t, app)
 	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
