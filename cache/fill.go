@@ -649,6 +649,11 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 		f.readers = slices.DeleteFunc(f.readers, func(r *readerPos) bool { return r == me })
 		f.mu.Unlock()
 	}()
+	wrote := func(k int64) { // k more bytes went to the client
+		pos += k
+		sent += k
+		me.at.Store(pos)
+	}
 	// A writer that can take a file (an HTTP/1.1 response: sendfile) gets
 	// a handle of its own for the bytes behind the window, with its own
 	// offset, so the kernel copies and readers do not share a position.
@@ -697,9 +702,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 				f.mu.Unlock()
 				k, err := w.Write(seg)
 				c.unref(f.budget)
-				pos += int64(k)
-				me.at.Store(pos)
-				sent += int64(k)
+				wrote(int64(k))
 				if err != nil {
 					return sent, err
 				}
@@ -722,9 +725,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 					return sent, err
 				}
 				k, err := w.Write(span)
-				pos += int64(k)
-				me.at.Store(pos)
-				sent += int64(k)
+				wrote(int64(k))
 				if err != nil {
 					return sent, err
 				}
@@ -739,9 +740,7 @@ func (f *fill) copyTo(ctx context.Context, w io.Writer, start, end int64, buf []
 				buf = make([]byte, 256<<10)
 			}
 			k, err := copyFile(w, own, file, pos, onDisk, buf)
-			pos += k
-			me.at.Store(pos)
-			sent += k
+			wrote(k)
 			if err != nil {
 				return sent, err
 			}

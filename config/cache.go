@@ -36,6 +36,23 @@ type ProxyBudget struct {
 // Size is a byte count written with units in YAML.
 type Size int64
 
+// FormatBytes writes n bytes for people: "512 B", "1.5 GiB".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < 0 {
+		return "-" + FormatBytes(-n)
+	}
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // ParseSize reads "300MiB", "20GiB", "1.5GB", "512" (bytes).
 func ParseSize(s string) (Size, error) {
 	t := strings.TrimSpace(s)

@@ -3,25 +3,13 @@ package model
 import (
 	"fmt"
 	"time"
+
+	"github.com/wharf-registry/wharf/config"
 )
 
 // Bytes formats n in binary units, as `wharf status` does: 0 B, 512 B,
 // 1.5 KiB, 20.0 GiB.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < 0 {
-		return "-" + Bytes(-n)
-	}
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func Bytes(n int64) string { return config.FormatBytes(n) }
 
 // Percent formats a share between 0 and 1. A share that rounds to 0 or
 // 100 without being exactly that says so (<1%, >99%): a cache that
