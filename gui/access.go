@@ -335,6 +335,7 @@ func (a *App) showTrust(d *settings.Doc) {
 	if t.Exists {
 		state = "exists"
 	}
+	a.opts.Logger.Debug("trust commands shown", "host", t.HostPort, "ca_exists", t.Exists)
 	ca := widget.NewLabel("CA certificate: " + t.File + " (" + state + ")")
 	ca.Wrapping = fyne.TextWrapBreak
 	var all []string

@@ -86,12 +86,20 @@ cache:
 	shoot(t, display, filepath.Join(out, "dashboard-error.png"))
 	stopCleanly(t, app)
 
+	// tab shoots a tab of a running server once the window shows what
+	// ready says it waits for (the first refresh, by default).
+	refreshed := func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) }
+	tab := func(name, config, what string, ready func(string) bool) {
+		t.Helper()
+		app := run(name, config, "--tab", name)
+		servingPort(t, app)
+		waitLog(t, app, what, ready)
+		shoot(t, display, filepath.Join(out, name+".png"))
+		stopCleanly(t, app)
+	}
+
 	// 3. Registries, with the proxy and namespace of the runs above.
-	app = run("registries", cfg(":0"), "--tab", "registries")
-	servingPort(t, app)
-	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
-	shoot(t, display, filepath.Join(out, "registries.png"))
-	stopCleanly(t, app)
+	tab("registries", cfg(":0"), "a refresh", refreshed)
 
 	// 4. Access: two htpasswd users, and the self-signed CA with the
 	// commands that trust it.
@@ -101,33 +109,18 @@ cache:
 			t.Fatal(err)
 		}
 	}
-	app = run("access", cfg(":0", "auth:\n  htpasswd: "+users+"\ntls:\n  mode: self-signed\n"), "--tab", "access")
-	servingPort(t, app)
-	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
-	shoot(t, display, filepath.Join(out, "access.png"))
-	stopCleanly(t, app)
+	tab("access", cfg(":0", "auth:\n  htpasswd: "+users+"\ntls:\n  mode: self-signed\n"), "the CA's trust commands for the running server",
+		func(log string) bool { return strings.Contains(log, `msg="trust commands shown"`) && strings.Contains(log, "ca_exists=true") })
 
 	// 5. Cache: what the first run pulled, by proxy and repository.
-	app = run("cache", cfg(":0"), "--tab", "cache")
-	servingPort(t, app)
-	waitLog(t, app, "the cache listed", func(log string) bool { return cacheListedRE.MatchString(log) })
-	shoot(t, display, filepath.Join(out, "cache.png"))
-	stopCleanly(t, app)
+	tab("cache", cfg(":0"), "the cache listed", cacheListedRE.MatchString)
 
 	// 6. Use with Docker: `wharf setup` for each client, with the files
 	// it would change on this machine.
-	app = run("use", cfg(":0"), "--tab", "use")
-	servingPort(t, app)
-	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
-	shoot(t, display, filepath.Join(out, "use.png"))
-	stopCleanly(t, app)
+	tab("use", cfg(":0"), "a refresh", refreshed)
 
 	// 7. Settings.
-	app = run("settings", cfg(":0"), "--tab", "settings")
-	servingPort(t, app)
-	waitLog(t, app, "a refresh", func(log string) bool { return strings.Contains(log, `msg="dashboard refreshed" state=running`) })
-	shoot(t, display, filepath.Join(out, "settings.png"))
-	stopCleanly(t, app)
+	tab("settings", cfg(":0"), "a refresh", refreshed)
 
 	checkScreenshots(t, out)
 }
