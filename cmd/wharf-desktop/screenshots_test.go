@@ -110,7 +110,9 @@ cache:
 		}
 	}
 	tab("access", cfg(":0", "auth:\n  htpasswd: "+users+"\ntls:\n  mode: self-signed\n"), "the CA's trust commands for the running server",
-		func(log string) bool { return strings.Contains(log, `msg="trust commands shown"`) && strings.Contains(log, "ca_exists=true") })
+		func(log string) bool {
+			return strings.Contains(log, `msg="trust commands shown"`) && strings.Contains(log, "ca_exists=true")
+		})
 
 	// 5. Cache: what the first run pulled, by proxy and repository.
 	tab("cache", cfg(":0"), "the cache listed", cacheListedRE.MatchString)
