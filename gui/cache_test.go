@@ -81,7 +81,7 @@ func TestCacheTab(t *testing.T) {
 		t.Error("no progress bar, or the button still enabled, while pre-warming")
 	}
 	f.ui.waitFor(t, "the evicted image pre-warmed back into the cache", func() bool {
-		return strings.HasPrefix(c.result.Text, "Pre-warmed library/demo:1: 2 layers") && caughtUp()
+		return strings.HasPrefix(c.result.Text, "Pre-warmed hub/library/demo:1: 2 layers") && caughtUp()
 	})
 	if c.warmBar.Visible() || c.warmBtn.Disabled() || c.warm != nil {
 		t.Error("the progress bar or the disabled button outlived the pre-warm")
