@@ -53,6 +53,9 @@ func TestWriterDirect(t *testing.T) {
 			for off < len(in) {
 				write(min(len(in)-off, len(buf)))
 			}
+			if w.direct == nil {
+				t.Fatal("the aligned writes fell back to the page cache")
+			}
 			d := oci.FromBytes(in)
 			if err := w.Commit(d, int64(len(in))); err != nil {
 				t.Fatal(err)
