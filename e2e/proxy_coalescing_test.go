@@ -64,7 +64,7 @@ func TestProxyCoalescingRealOrigin(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	gets, sent := relay.Count(http.MethodGet, blobPath)
+	gets, sent := relay.WaitCount(t, http.MethodGet, blobPath, 1)
 	var originEnd time.Time
 	for _, r := range relay.Requests() {
 		if r.Method == http.MethodGet && r.Path == blobPath {
@@ -220,7 +220,7 @@ func TestProxyManifestCoalescingRealOrigin(t *testing.T) {
 	t.Run("tag", func(t *testing.T) {
 		storm(t, "1", byTag)
 		path := "/v2/library/app/manifests/1"
-		gets, _ := relay.Count(http.MethodGet, path)
+		gets, _ := relay.WaitCount(t, http.MethodGet, path, 1)
 		heads, _ := relay.Count(http.MethodHead, path)
 		t.Logf("relay saw %d manifest GET(s) and %d HEAD(s) for the tag", gets, heads)
 		if gets != 1 || heads > 1 {
@@ -242,7 +242,7 @@ func TestProxyManifestCoalescingRealOrigin(t *testing.T) {
 		}
 		storm(t, d.String(), byDigest)
 		path := "/v2/library/app/manifests/" + d.String()
-		gets, _ := relay.Count(http.MethodGet, path)
+		gets, _ := relay.WaitCount(t, http.MethodGet, path, 1)
 		heads, _ := relay.Count(http.MethodHead, path)
 		t.Logf("relay saw %d manifest GET(s) and %d HEAD(s) for the digest", gets, heads)
 		if gets != 1 || heads != 0 {

@@ -33,6 +33,7 @@ type Relay struct {
 	target   *url.URL
 	fault    RelayFault
 	requests []RelayRequest
+	recorded chan struct{} // closed and replaced whenever a request is recorded
 }
 
 // RelayRequest records one request the relay answered.
@@ -57,7 +58,7 @@ type RelayFault func(w http.ResponseWriter, r *http.Request, forward http.Handle
 // http://127.0.0.1:PORT); it stops at cleanup.
 func StartRelay(t testing.TB, origin string) *Relay {
 	t.Helper()
-	rl := &Relay{stop: make(chan struct{})}
+	rl := &Relay{stop: make(chan struct{}), recorded: make(chan struct{})}
 	rl.SetTarget(t, origin)
 	rl.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -127,6 +128,30 @@ func (rl *Relay) Count(method, path string) (n int, bytes int64) {
 	return n, bytes
 }
 
+// WaitCount waits until n requests with method to path were answered and
+// returns Count's figures then. A client can have read a whole response
+// a moment before the relay's handler returns and records it.
+func (rl *Relay) WaitCount(t testing.TB, method, path string, n int) (int, int64) {
+	t.Helper()
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	for {
+		rl.mu.Lock()
+		ch := rl.recorded
+		rl.mu.Unlock()
+		if got, b := rl.Count(method, path); got >= n {
+			return got, b
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			got, b := rl.Count(method, path)
+			t.Errorf("relay: %d %s %s answered after a minute, want %d", got, method, path, n)
+			return got, b
+		}
+	}
+}
+
 // CountMatching counts answered requests whose method matches and whose path
 // contains substr.
 func (rl *Relay) CountMatching(method, substr string) int {
@@ -150,6 +175,8 @@ func (rl *Relay) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Status, rec.Bytes, rec.End = cw.status, cw.n, time.Now()
 		rl.mu.Lock()
 		rl.requests = append(rl.requests, rec)
+		close(rl.recorded)
+		rl.recorded = make(chan struct{})
 		rl.mu.Unlock()
 	}()
 	rl.mu.Lock()

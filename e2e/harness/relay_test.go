@@ -45,7 +45,7 @@ func TestRelay(t *testing.T) {
 	if st, n, sum, err := get(time.Minute); err != nil || st != http.StatusOK || n != layer.Size || sum != layer.Digest.String() {
 		t.Fatalf("pass-through: %d, %d bytes, %s, %v", st, n, sum, err)
 	}
-	if n, b := rl.Count(http.MethodGet, path); n != 1 || b != layer.Size {
+	if n, b := rl.WaitCount(t, http.MethodGet, path, 1); n != 1 || b != layer.Size {
 		t.Errorf("count: %d GETs, %d bytes; want 1, %d", n, b, layer.Size)
 	}
 
