@@ -84,6 +84,27 @@ func (o *origin) setBlobHook(h func(w http.ResponseWriter, r *http.Request) bool
 	o.mu.Unlock()
 }
 
+// holdHalf makes the origin send the first half of blob d, then wait for
+// release before sending the rest.
+func (o *origin) holdHalf(d v1.Hash, release <-chan struct{}) {
+	o.setBlobHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, d.String()) {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		newOriginPassthrough(o, rec, r)
+		body := rec.Body.Bytes()
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Header().Set("Docker-Content-Digest", d.String())
+		w.WriteHeader(200)
+		w.Write(body[:len(body)/2])
+		http.NewResponseController(w).Flush()
+		<-release
+		w.Write(body[len(body)/2:])
+		return true
+	})
+}
+
 func (o *origin) push(t testing.TB, repo string, img v1.Image) {
 	t.Helper()
 	r, err := name.ParseReference(strings.TrimPrefix(o.URL, "http://")+"/"+repo, name.Insecure)
@@ -246,22 +267,7 @@ func TestProxyCoalescesConcurrentMisses(t *testing.T) {
 	// The origin sends half the layer, then waits until every client has
 	// received its first bytes: proof that bytes stream before the
 	// download ends, and that late joiners share the same fetch.
-	o.setBlobHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasSuffix(r.URL.Path, layer.String()) {
-			return false
-		}
-		rec := httptest.NewRecorder()
-		newOriginPassthrough(o, rec, r)
-		body := rec.Body.Bytes()
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-		w.Header().Set("Docker-Content-Digest", layer.String())
-		w.WriteHeader(200)
-		w.Write(body[:len(body)/2])
-		http.NewResponseController(w).Flush()
-		<-release
-		w.Write(body[len(body)/2:])
-		return true
-	})
+	o.holdHalf(layer, release)
 	url := "http://" + s.Addr() + "/v2/library/big/blobs/" + layer.String()
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)

@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 )
@@ -19,21 +16,7 @@ func TestTransfersShowFillsUnderWay(t *testing.T) {
 	s := start(t, proxyConfig(t, o.URL, ""))
 	release := make(chan struct{})
 	var size int
-	o.setBlobHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasSuffix(r.URL.Path, layer.String()) {
-			return false
-		}
-		rec := httptest.NewRecorder()
-		newOriginPassthrough(o, rec, r)
-		body := rec.Body.Bytes()
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-		w.WriteHeader(200)
-		w.Write(body[:len(body)/2])
-		http.NewResponseController(w).Flush()
-		<-release
-		w.Write(body[len(body)/2:])
-		return true
-	})
+	o.holdHalf(layer, release)
 	if got := s.Transfers(); len(got) != 0 {
 		t.Fatalf("transfers before any pull: %+v", got)
 	}
