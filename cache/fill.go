@@ -502,7 +502,7 @@ func (f *fill) hash(ctx context.Context, h io.Writer) error {
 func (f *fill) follow(ctx context.Context, w io.Writer, at *int64, block int) error {
 	for {
 		f.mu.Lock()
-		for f.received-*at < persistBatch && !f.chunkFull(*at) && !f.ended && f.err == nil {
+		for f.received-*at < persistBatch && !f.chunkFull(*at) && !f.ended && f.err == nil && !f.done {
 			ch := f.changed
 			f.mu.Unlock()
 			select {
@@ -512,9 +512,11 @@ func (f *fill) follow(ctx context.Context, w io.Writer, at *int64, block int) er
 			}
 			f.mu.Lock()
 		}
-		if f.err != nil || (f.ended && *at == f.received) {
+		if f.err != nil || f.done || (f.ended && *at == f.received) {
+			// A failing loop reports its own error; a finished fill has
+			// dropped its window, so nothing is left to follow.
 			f.mu.Unlock()
-			return nil // the failing loop reports its own error
+			return nil
 		}
 		c := f.chunkAt(*at)
 		seg := c.buf[*at-c.off : min(f.received-c.off, int64(len(c.buf)))]

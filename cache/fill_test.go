@@ -99,7 +99,8 @@ func (tf *testFill) write(t *testing.T, b []byte) {
 	}
 }
 
-// end closes the upstream body and waits until every byte is on disk.
+// end closes the upstream body and waits until every byte is on disk and
+// hashed.
 func (tf *testFill) end(t *testing.T) {
 	t.Helper()
 	tf.in.Close()
@@ -109,8 +110,12 @@ func (tf *testFill) end(t *testing.T) {
 	if err := <-tf.persist; err != nil {
 		t.Fatalf("persist: %v", err)
 	}
+	if err := <-tf.hashed; err != nil {
+		t.Fatalf("hash: %v", err)
+	}
 	tf.received <- nil
 	tf.persist <- nil
+	tf.hashed <- nil
 }
 
 // waitFill waits until cond holds for f (checked under its lock at every change).
@@ -692,4 +697,20 @@ func TestFillWindowLeavesAStuckClient(t *testing.T) {
 	if r := <-done; r.err != nil || !bytes.Equal(cl.c.bytes(), data) {
 		t.Fatalf("stuck client got %d bytes, %v", r.n, r.err)
 	}
+}
+
+// TestFillLoopsEndWithTheFill: a fill that finishes while its file write
+// is behind (its window gone) ends the write loop instead of following a
+// window that no longer holds the bytes.
+func TestFillLoopsEndWithTheFill(t *testing.T) {
+	const size = 3<<20 + 1
+	tf := newTestFill(t, size, true)
+	go tf.in.Write(make([]byte, size))
+	waitFill(t, tf.f, "every byte received", func(f *fill) bool { return f.received == size })
+	tf.f.finish(nil)
+	close(tf.gate)
+	if err := <-tf.persist; err != nil {
+		t.Fatalf("persist: %v", err)
+	}
+	tf.persist <- nil
 }
