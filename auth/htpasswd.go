@@ -353,3 +353,16 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// Path is the file the users are read from.
+func (h *Htpasswd) Path() string { return h.path }
+
+// Reread reads the file again now instead of within htpasswdRecheck: the
+// admin API calls it after changing the file, so a user added there can
+// log in with the very next request.
+func (h *Htpasswd) Reread() {
+	h.mu.Lock()
+	h.checked = time.Time{}
+	h.mu.Unlock()
+	h.refresh()
+}

@@ -363,3 +363,12 @@ func (c *loginCache) put(k string, id Identity) {
 	}
 	c.m[k] = cachedLogin{id: id, exp: now.Add(c.ttl)}
 }
+
+// Users is the htpasswd user source as it is now (nil when htpasswd is
+// off): the admin API lists and changes its users through it.
+func (s *Service) Users() *Htpasswd {
+	if s == nil {
+		return nil
+	}
+	return s.cur().htpasswd
+}

@@ -12,15 +12,15 @@ import (
 type Transfer struct {
 	// Repo is the canonical repository (the proxy's name first) that
 	// started the fill.
-	Repo   string
-	Digest oci.Digest
+	Repo   string     `json:"repo"`
+	Digest oci.Digest `json:"digest"`
 	// Size is the blob's length, -1 until the upstream has answered (or
 	// when it sent none).
-	Size int64
+	Size int64 `json:"size"`
 	// Received is the bytes that arrived from the upstream so far.
-	Received int64
+	Received int64 `json:"received"`
 	// Joined is how many clients joined the fill after the first.
-	Joined int
+	Joined int `json:"joined"`
 }
 
 // Transfers lists the fills under way, ordered by repository and digest.

@@ -95,6 +95,28 @@ func (s *Server) adminRoutes() http.Handler {
 		"/cache/unpin": {http.MethodPost: func(r *http.Request) (any, error) {
 			return s.PinImage(r.Context(), r.URL.Query().Get("image"), false)
 		}},
+		"/cache/warm": {http.MethodPost: func(r *http.Request) (any, error) {
+			return s.Prewarm(r.Context(), r.URL.Query().Get("image"), nil)
+		}},
+		"/transfers": {http.MethodGet: func(r *http.Request) (any, error) {
+			if t := s.Transfers(); t != nil {
+				return t, nil
+			}
+			return []Transfer{}, nil
+		}},
+		"/events": {http.MethodGet: func(r *http.Request) (any, error) {
+			seq, err := afterParam(r)
+			if err != nil {
+				return nil, err
+			}
+			return s.RecentEvents(seq), nil
+		}},
+		"/whoami": {http.MethodGet: func(r *http.Request) (any, error) { return s.whoami(r) }},
+		"/users":  {http.MethodGet: func(r *http.Request) (any, error) { return s.Users() }},
+		"/users/{name}": {
+			http.MethodPut:    func(r *http.Request) (any, error) { return s.userRoute(r, r.PathValue("name")) },
+			http.MethodDelete: func(r *http.Request) (any, error) { return s.userRoute(r, r.PathValue("name")) },
+		},
 		"/gc": {http.MethodPost: func(r *http.Request) (any, error) {
 			q := r.URL.Query()
 			req := GCRequest{DryRun: q.Get("dry_run") == "1" || q.Get("dry_run") == "true"}
@@ -109,7 +131,12 @@ func (s *Server) adminRoutes() http.Handler {
 		}},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		methods, ok := routes[r.URL.Path]
+		path := r.URL.Path
+		if name, ok := strings.CutPrefix(path, "/users/"); ok && name != "" && !strings.Contains(name, "/") {
+			path = "/users/{name}"
+			r.SetPathValue("name", name)
+		}
+		methods, ok := routes[path]
 		if !ok {
 			s.adminError(w, r, oci.Errorf(oci.CodeNotFound, "no admin endpoint %s", r.URL.Path))
 			return

@@ -255,6 +255,8 @@ func TestAuthOffLeavesEverythingOpen(t *testing.T) {
 
 // Malformed input to the token service and to authenticated endpoints
 // gets an OCI error with the right status, never a 500.
+var rootAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte("root:root-pw"))
+
 func TestAuthBadInput(t *testing.T) {
 	s, _ := startAuthServer(t)
 	base := "http://" + s.Addr()
@@ -282,6 +284,22 @@ func TestAuthBadInput(t *testing.T) {
 		{"GET", "/-/admin/cache/stats", "Basic " + base64.StdEncoding.EncodeToString([]byte("carol:carol-pw")), "", 403, "DENIED"},
 		{"GET", "/-/admin/nope", "Basic " + base64.StdEncoding.EncodeToString([]byte("root:root-pw")), "", 404, "NOT_FOUND"},
 		{"POST", "/-/admin/cache/evict?unused_for=soon", "Basic " + base64.StdEncoding.EncodeToString([]byte("root:root-pw")), "", 400, "PARAMETER_INVALID"},
+		{"GET", "/-/admin/events?after=-1", rootAuth, "", 400, "PARAMETER_INVALID"},
+		{"POST", "/-/admin/events", rootAuth, "", 405, "UNSUPPORTED"},
+		{"POST", "/-/admin/cache/warm", rootAuth, "", 400, "PARAMETER_INVALID"},
+		{"POST", "/-/admin/cache/warm?image=nope/x/y:1", rootAuth, "", 404, ""},
+		{"GET", "/-/admin/users", "Basic " + base64.StdEncoding.EncodeToString([]byte("carol:carol-pw")), "", 403, "DENIED"},
+		{"PUT", "/-/admin/users/dave", rootAuth, "not json", 400, "PARAMETER_INVALID"},
+		{"PUT", "/-/admin/users/dave", rootAuth, `{"password": ""}`, 400, "PARAMETER_INVALID"},
+		{"PUT", "/-/admin/users/dave", rootAuth, `{"password": "` + strings.Repeat("x", 73) + `"}`, 400, "PARAMETER_INVALID"},
+		{"PUT", "/-/admin/users/dave", rootAuth, `{"password": "pw", "admin": true}`, 400, "PARAMETER_INVALID"},
+		{"PUT", "/-/admin/users/dave", rootAuth, strings.Repeat(" ", 8<<10), 400, "PARAMETER_INVALID"},
+		{"PUT", "/-/admin/users/da:ve", rootAuth, `{"password": "pw"}`, 400, "PARAMETER_INVALID"},
+		{"PUT", "/-/admin/users/", rootAuth, `{"password": "pw"}`, 404, "NOT_FOUND"},
+		{"PUT", "/-/admin/users/a/b", rootAuth, `{"password": "pw"}`, 404, "NOT_FOUND"},
+		{"POST", "/-/admin/users/dave", rootAuth, `{"password": "pw"}`, 405, "UNSUPPORTED"},
+		{"DELETE", "/-/admin/users/nobody", rootAuth, "", 404, "NOT_FOUND"},
+		{"DELETE", "/-/admin/users/root", rootAuth, "", 403, "DENIED"},
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))

@@ -38,36 +38,54 @@ type PullsReport struct {
 	Pulls []Pull `json:"pulls"`
 }
 
-// pullLog keeps the most recent pulls in a ring.
-type pullLog struct {
-	mu   sync.Mutex
-	last uint64
-	ring [recentPullsKept]Pull
-}
+// pullLog keeps the most recent pulls.
+type pullLog struct{ ring seqRing[Pull] }
 
 func (l *pullLog) add(e Event) {
 	if e.Type != "pull" && e.Type != "resolve" {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.last++
-	l.ring[l.last%recentPullsKept] = Pull{Seq: l.last, Type: e.Type, Time: e.Time, Repo: e.Repo, Reference: e.Reference, Status: e.Status, Remote: e.Remote}
+	l.ring.add(func(seq uint64) Pull {
+		return Pull{Seq: seq, Type: e.Type, Time: e.Time, Repo: e.Repo, Reference: e.Reference, Status: e.Status, Remote: e.Remote}
+	})
 }
 
 // after returns the kept pulls with Seq > seq.
 func (l *pullLog) after(seq uint64) PullsReport {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r := PullsReport{Last: l.last, Pulls: []Pull{}}
+	last, pulls := l.ring.after(seq)
+	return PullsReport{Last: last, Pulls: pulls}
+}
+
+// seqRing keeps the last recentPullsKept items, numbered from 1 by the
+// order they were added.
+type seqRing[T any] struct {
+	mu   sync.Mutex
+	last uint64
+	ring [recentPullsKept]T
+}
+
+// add numbers the next item and keeps what build makes of it.
+func (r *seqRing[T]) add(build func(seq uint64) T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last++
+	r.ring[r.last%recentPullsKept] = build(r.last)
+}
+
+// after returns the newest number and the items still kept numbered
+// above seq, oldest first (never nil, so JSON says []).
+func (r *seqRing[T]) after(seq uint64) (uint64, []T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []T{}
 	first := seq + 1
-	if l.last >= recentPullsKept && first <= l.last-recentPullsKept {
-		first = l.last - recentPullsKept + 1
+	if r.last >= recentPullsKept && first <= r.last-recentPullsKept {
+		first = r.last - recentPullsKept + 1
 	}
-	for s := first; s <= l.last; s++ {
-		r.Pulls = append(r.Pulls, l.ring[s%recentPullsKept])
+	for s := first; s <= r.last; s++ {
+		out = append(out, r.ring[s%recentPullsKept])
 	}
-	return r
+	return r.last, out
 }
 
 // RecentPulls returns the manifest pulls after seq that are still kept
@@ -75,15 +93,25 @@ func (l *pullLog) after(seq uint64) PullsReport {
 func (s *Server) RecentPulls(seq uint64) PullsReport { return s.pulls.after(seq) }
 
 func (s *Server) servePulls(w http.ResponseWriter, r *http.Request) {
-	var seq uint64
-	if a := r.URL.Query().Get("after"); a != "" {
-		var err error
-		if seq, err = strconv.ParseUint(a, 10, 64); err != nil {
-			registry.WriteError(w, r, oci.Errorf(oci.CodeParameterInvalid, "after: want a sequence number from an earlier answer's last, not %q", a))
-			return
-		}
+	seq, err := afterParam(r)
+	if err != nil {
+		registry.WriteError(w, r, err)
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(s.RecentPulls(seq))
+}
+
+// afterParam reads ?after=SEQ of GET /-/pulls and /-/admin/events.
+func afterParam(r *http.Request) (uint64, error) {
+	a := r.URL.Query().Get("after")
+	if a == "" {
+		return 0, nil
+	}
+	seq, err := strconv.ParseUint(a, 10, 64)
+	if err != nil {
+		return 0, oci.Errorf(oci.CodeParameterInvalid, "after: want a sequence number from an earlier answer's last, not %q", a)
+	}
+	return seq, nil
 }

@@ -129,7 +129,8 @@ type Server struct {
 	subMu  sync.Mutex
 	subs   map[int]chan Event
 	nextID int
-	pulls  pullLog // what GET /-/pulls lists
+	pulls  pullLog  // what GET /-/pulls lists
+	events eventLog // what GET /-/admin/events lists
 }
 
 // New validates cfg and prepares a server; nothing touches the disk or
@@ -642,6 +643,7 @@ func (s *Server) Subscribe(buffer int) (<-chan Event, func()) {
 
 func (s *Server) publish(e Event) {
 	s.pulls.add(e)
+	s.events.add(e)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, ch := range s.subs {

@@ -9,7 +9,7 @@ import (
 // Transfer is a blob one proxy is fetching from its upstream right now;
 // Repo is named as in the upstream (library/alpine), without the proxy.
 type Transfer struct {
-	Proxy string
+	Proxy string `json:"proxy"`
 	cache.Transfer
 }
 
