@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,7 +16,7 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/config"
-	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/internal/adminclient"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -202,12 +201,8 @@ func ago(t time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
-// admin talks to a running server's admin socket.
-type admin struct {
-	sock string
-	hc   *http.Client
-}
-
+// adminClient finds the admin socket of the server using dataDir, or
+// the data_dir of cfgPath.
 func adminClient(cfgPath, dataDir string) (*admin, error) {
 	dir := dataDir
 	if dir == "" {
@@ -224,38 +219,12 @@ func adminClient(cfgPath, dataDir string) (*admin, error) {
 	if _, err := os.Stat(sock); err != nil {
 		return nil, fmt.Errorf("no running wharf found: %s does not exist (start the server, or pass the --data-dir or --config it uses)", sock)
 	}
-	return &admin{sock: sock, hc: &http.Client{
-		Timeout: 10 * time.Minute,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
-	}}, nil
+	return &admin{adminclient.Socket(sock)}, nil
 }
+
+// admin talks to a running server's admin socket.
+type admin struct{ *adminclient.Client }
 
 func (a *admin) call(method, path string, q url.Values, out any) error {
-	req, err := http.NewRequest(method, "http://wharf"+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach wharf at %s: %w (is it running? are you the user running it?)", a.sock, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return adminError(resp)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// adminError reads the admin API's OCI error envelope and returns its
-// message, which is written for the user; the code and status only when
-// there is no message.
-func adminError(resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if _, msg, ok := oci.ParseEnvelope(body); ok && msg != "" {
-		return errors.New(msg)
-	}
-	return errors.New(ociMessage(resp.StatusCode, body))
+	return a.Call(context.Background(), method, path, q, nil, out)
 }
