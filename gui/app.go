@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/wharf-registry/wharf/gui/model"
+	"github.com/wharf-registry/wharf/internal/adminclient"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -74,6 +75,13 @@ type App struct {
 	setupCards []*setupCard
 	setupRuns  int // setup commands finished (tests wait on it)
 
+	// A remote window (remote.go).
+	banner *widget.Label
+	users  remoteUsers
+	// Remote windows this app opened from its Settings tab.
+	remoteLogin *loginForm
+	remotes     []*App
+
 	// Settings.
 	startOnLaunch *widget.Check
 	keepRunning   *widget.Check
@@ -92,16 +100,34 @@ func New(fa fyne.App, opts Options) *App {
 	opts.defaults()
 	a := &App{fa: fa, opts: opts, c: newController(opts), pumped: make(chan struct{}), lastGen: -1}
 	a.recent.Max = 100
-	a.Win = fa.NewWindow("wharf")
-	a.Win.SetContent(a.build())
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if opts.Remote != nil {
+		a.Win = fa.NewWindow("wharf — remote: " + opts.Remote.URL())
+		a.Win.SetContent(a.buildRemote())
+	} else {
+		a.Win = fa.NewWindow("wharf")
+		a.Win.SetContent(a.build())
+	}
 	a.Win.Resize(fyne.NewSize(1100, 760))
 	a.Win.SetCloseIntercept(a.closeWindow)
 	a.setupTray()
-	a.show(snapshot{life: model.Lifecycle{Phase: model.Stopped}})
-	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	go a.pump(ctx)
+	if opts.Remote != nil {
+		a.show(snapshot{life: model.Lifecycle{Phase: model.Starting}})
+		go a.remotePump(ctx)
+	} else {
+		a.show(snapshot{life: model.Lifecycle{Phase: model.Stopped}})
+		go a.pump(ctx)
+	}
 	return a
+}
+
+// Remote is the wharf a remote window manages (nil: the one in this process).
+func (a *App) Remote() string {
+	if a.opts.Remote == nil {
+		return ""
+	}
+	return a.opts.Remote.URL()
 }
 
 // Start starts the server (see controller.Start).
@@ -136,6 +162,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	err := a.c.StopAndWait(ctx)
 	a.cancel()
 	<-a.pumped
+	for _, r := range a.remotes {
+		r.Shutdown(ctx)
+	}
 	return err
 }
 
@@ -157,6 +186,14 @@ func (a *App) ShowTab(name string) error {
 }
 
 func (a *App) closeWindow() {
+	if a.opts.Remote != nil {
+		a.cancel() // the pump ends; the remote wharf goes on
+		a.Win.Close()
+		if a.opts.QuitOnClose && !a.loopDone.Load() {
+			a.fa.Quit()
+		}
+		return
+	}
 	if a.fa.Preferences().BoolWithFallback(PrefKeepRunningOnClose, true) {
 		if _, ok := a.trayCapable(); ok {
 			a.Win.Hide()
@@ -193,11 +230,24 @@ func (a *App) buildSettings() fyne.CanvasObject {
 		"`wharf serve --config " + a.opts.ConfigPath + "` runs the same setup without a window, and " +
 		"`wharf config check " + a.opts.ConfigPath + "` validates an edit before you restart.")
 	howto.Wrapping = fyne.TextWrapWord
+	a.remoteLogin = newLoginForm(a.opts.Do, Login{}, a.openRemote)
 	return container.NewVScroll(container.NewVBox(
 		widget.NewCard("This app", "", container.NewVBox(a.startOnLaunch, a.keepRunning)),
 		widget.NewCard("Server configuration", "", container.NewVBox(
 			container.NewBorder(nil, nil, nil, copyCfg, cfgPath), howto)),
+		widget.NewCard("Manage a wharf on another machine", "Its dashboard, cache and users in a window of their own, "+
+			"through its admin API over HTTPS as one of its admins (`wharf-desktop --remote URL --user NAME` opens it directly).",
+			a.remoteLogin.box),
 	))
+}
+
+// openRemote shows a remote window for rc (UI thread).
+func (a *App) openRemote(rc *adminclient.Client) {
+	o := a.opts
+	o.Remote, o.QuitOnClose, o.Tray = rc, false, false
+	r := New(a.fa, o)
+	a.remotes = append(a.remotes, r)
+	r.Win.Show()
 }
 
 func bold(text string) *widget.Label {
@@ -299,10 +349,20 @@ func (a *App) refused(err error) {
 // show copies a snapshot into the widgets. It runs on the UI thread only.
 func (a *App) show(s snapshot) {
 	life := s.life
-	a.state.SetText(life.Title())
+	if a.opts.Remote != nil {
+		a.state.SetText(model.RemoteTitle(life, a.opts.Remote.URL()))
+		if s.report != nil {
+			a.banner.SetText(model.RemoteBanner(a.opts.Remote.URL(), a.opts.Remote.User(), s.report.Version))
+		}
+	} else {
+		a.state.SetText(life.Title())
+	}
 	if life.Phase == model.Failed {
 		reason := life.Reason
-		if !strings.Contains(reason, "press Start") {
+		switch {
+		case a.opts.Remote != nil:
+			reason += "\nwharf-desktop asks again every few seconds."
+		case !strings.Contains(reason, "press Start"):
 			reason += "\nFix the cause, then press Start."
 		}
 		a.problem.SetText(reason)

@@ -11,7 +11,6 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/gui/model"
 	"github.com/wharf-registry/wharf/server"
 )
@@ -54,12 +53,9 @@ func (a *App) buildCache() fyne.CanvasObject {
 	c.pin = widget.NewButtonWithIcon("Pin", theme.ConfirmIcon(), func() { a.imageAction("pinned", a.pinImage(true)) })
 	c.unpin = widget.NewButtonWithIcon("Unpin", theme.CancelIcon(), func() { a.imageAction("unpinned", a.pinImage(false)) })
 	c.evict = widget.NewButtonWithIcon("Evict", theme.DeleteIcon(), func() {
-		a.imageAction("evicted", func(ctx context.Context, srv *server.Server, image string) (string, error) {
-			rep, err := srv.EvictImage(ctx, image)
-			if r, ok := rep.(cache.EvictReport); ok {
-				return fmt.Sprintf("%d blobs, %s freed", r.Blobs, model.Bytes(r.Bytes)), err
-			}
-			return "", err
+		a.imageAction("evicted", func(ctx context.Context, b cacheBackend, image string) (string, error) {
+			r, err := b.EvictImage(ctx, image)
+			return fmt.Sprintf("%d blobs, %s freed", r.Blobs, model.Bytes(r.Bytes)), err
 		})
 	})
 	c.evict.Importance = widget.DangerImportance
@@ -88,8 +84,8 @@ func (a *App) buildCache() fyne.CanvasObject {
 // and one more if something asked meanwhile.
 func (a *App) refreshCache() {
 	c := &a.cache
-	srv, gen, life, _ := a.c.server()
-	if life.Phase != model.Running {
+	b, gen := a.backend()
+	if b == nil {
 		c.summary.SetText("Start the server to browse its cache.")
 		c.listed = nil
 		c.rows.RemoveAll()
@@ -101,10 +97,12 @@ func (a *App) refreshCache() {
 	}
 	c.loading = true
 	a.background(func() func() {
-		entries, err := srv.CacheList("last-used", "", 0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		entries, err := b.CacheList(ctx, "last-used", "", 0)
 		var st server.CacheStats
 		if err == nil {
-			st, err = srv.CacheStats()
+			st, err = b.CacheStats(ctx)
 		}
 		return func() {
 			c.loading = false
@@ -149,20 +147,20 @@ func (a *App) showCacheRows(rows []model.CachedRepo) {
 	}
 }
 
-func (a *App) pinImage(pin bool) func(context.Context, *server.Server, string) (string, error) {
-	return func(ctx context.Context, srv *server.Server, image string) (string, error) {
-		r, err := srv.PinImage(ctx, image, pin)
+func (a *App) pinImage(pin bool) func(context.Context, cacheBackend, string) (string, error) {
+	return func(ctx context.Context, b cacheBackend, image string) (string, error) {
+		r, err := b.PinImage(ctx, image, pin)
 		return fmt.Sprintf("%s, %d blobs", r.Image, r.Digests), err
 	}
 }
 
 // imageAction runs a pin, unpin or evict off the UI thread, says what it
 // did under the field and lists the cache again.
-func (a *App) imageAction(verb string, act func(context.Context, *server.Server, string) (string, error)) {
+func (a *App) imageAction(verb string, act func(context.Context, cacheBackend, string) (string, error)) {
 	c := &a.cache
 	image := strings.TrimSpace(c.image.Text)
-	srv := a.running()
-	if srv == nil {
+	b, _ := a.backend()
+	if b == nil {
 		c.result.Importance = widget.DangerImportance
 		c.result.SetText("Start the server first: the cache is read through it.")
 		return
@@ -170,7 +168,7 @@ func (a *App) imageAction(verb string, act func(context.Context, *server.Server,
 	a.background(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		what, err := act(ctx, srv, image)
+		what, err := act(ctx, b, image)
 		return func() {
 			if err != nil {
 				c.result.Importance = widget.DangerImportance
@@ -187,8 +185,8 @@ func (a *App) imageAction(verb string, act func(context.Context, *server.Server,
 // runGC collects garbage, or previews what it would collect.
 func (a *App) runGC(dryRun bool) {
 	c := &a.cache
-	srv := a.running()
-	if srv == nil {
+	b, _ := a.backend()
+	if b == nil {
 		c.gcResult.Importance = widget.DangerImportance
 		c.gcResult.SetText("Start the server first: garbage collection runs in it.")
 		return
@@ -198,7 +196,7 @@ func (a *App) runGC(dryRun bool) {
 	c.gcResult.Importance = widget.MediumImportance
 	c.gcResult.SetText("Collecting…")
 	a.background(func() func() {
-		rep, err := srv.GC(context.Background(), server.GCRequest{DryRun: dryRun})
+		rep, err := b.GC(context.Background(), server.GCRequest{DryRun: dryRun})
 		return func() {
 			c.gcPreview.Enable()
 			c.gcRun.Enable()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/gui/model"
+	"github.com/wharf-registry/wharf/internal/adminclient"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -50,6 +51,13 @@ type Options struct {
 	// WharfBin is the wharf command the "Use with" tab runs `wharf setup`
 	// with (default: the one beside wharf-desktop, else on PATH).
 	WharfBin string
+	// Remote makes the window manage the wharf this client reaches (a
+	// box elsewhere, through its admin API) instead of running one in this
+	// process: Dashboard, Cache and Users tabs, marked as remote.
+	Remote *adminclient.Client
+	// QuitOnClose quits the app when a remote window closes (the app was
+	// started for it alone: wharf-desktop --remote).
+	QuitOnClose bool
 	// SetupTargets overrides the file or directory `wharf setup CLIENT`
 	// writes, by client name (tests point them at temporary files).
 	SetupTargets map[string]string
@@ -65,6 +73,9 @@ const (
 func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Remote != nil {
+		o.Tray = false // the tray belongs to the server on this machine
 	}
 	if o.Do == nil {
 		o.Do = fyne.Do

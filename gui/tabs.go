@@ -16,6 +16,8 @@ func (a *App) tabSelected(t *container.TabItem) {
 		a.refreshAccess()
 	case "Cache":
 		a.refreshCache()
+	case "Users":
+		a.refreshRemoteUsers()
 	}
 }
 

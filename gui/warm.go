@@ -27,9 +27,9 @@ const warmTimeout = 30 * time.Minute
 func (a *App) prewarm() {
 	c := &a.cache
 	image := strings.TrimSpace(c.image.Text)
-	srv := a.running()
+	b, _ := a.backend()
 	switch {
-	case srv == nil:
+	case b == nil:
 		c.result.Importance = widget.DangerImportance
 		c.result.SetText("Start the server first: pre-warming pulls through it.")
 		return
@@ -48,7 +48,7 @@ func (a *App) prewarm() {
 	a.background(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
 		defer cancel()
-		res, err := srv.Prewarm(ctx, image, w)
+		res, err := b.Prewarm(ctx, image, w)
 		return func() {
 			c.warm = nil
 			c.warmBtn.Enable()

@@ -99,7 +99,10 @@ func TestHelpAndBadFlags(t *testing.T) {
 	if code := run([]string{"--help"}, &out, env(nil)); code != 0 || !strings.Contains(out.String(), "wharf serve --config") || !strings.Contains(out.String(), "-no-start") {
 		t.Errorf("--help: exit %d\n%s", code, out.String())
 	}
-	for _, args := range [][]string{{"--bogus"}, {"wharf.yml"}, {"--log-level", "loud"}} {
+	if !strings.Contains(out.String(), "--remote URL --user NAME") || !strings.Contains(out.String(), "WHARF_PASSWORD") {
+		t.Errorf("--help does not explain --remote:\n%s", out.String())
+	}
+	for _, args := range [][]string{{"--bogus"}, {"wharf.yml"}, {"--log-level", "loud"}, {"--user", "root"}, {"--ca", "ca.crt"}} {
 		out.Reset()
 		if code := run(args, &out, env(nil)); code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, out.String())

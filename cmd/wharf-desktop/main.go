@@ -30,6 +30,7 @@ on this machine and shows what it saves.
 
 Usage:
   wharf-desktop [--config FILE] [--no-start] [--tab dashboard|registries|access|cache|use|settings] [--log-level LEVEL]
+  wharf-desktop --remote URL --user NAME [--ca FILE]     manage a wharf on another machine
 
 With no --config it uses $XDG_CONFIG_HOME/wharf/wharf.yml (~/.config/wharf/wharf.yml),
 written on the first start from wharf's default (listen :5000, a Docker Hub
@@ -40,6 +41,13 @@ The server starts when the app launches (a setting on the Settings tab).
 Closing the window keeps it running in the tray (also a setting); Quit in
 the tray, SIGINT or SIGTERM stop it, draining requests for up to 30s.
 Logs go to standard error.
+
+With --remote, the app runs no server: it manages the wharf at URL (the
+office box without a screen) through its admin API as NAME, one of that
+wharf's auth.admins: its dashboard, cache and users, in a window marked
+as remote. The password is asked for in the window, or read from
+$WHARF_PASSWORD. --ca names that wharf's CA certificate when the system
+does not trust it (tls.mode self-signed: 'wharf tls ca' there says where).
 
 Flags:
 `
@@ -79,6 +87,9 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	noStart := fs.Bool("no-start", false, "do not start the server at launch this time (the setting is kept)")
 	tab := fs.String("tab", "dashboard", "the `tab` to open: dashboard, registries, access, cache, use (Use with Docker) or settings")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	remoteURL := fs.String("remote", "", "manage the wharf at this `URL` (https://box:5000) instead of running one here")
+	remoteUser := fs.String("user", "", "with --remote: an admin `name` of that wharf")
+	remoteCA := fs.String("ca", "", "with --remote: the CA certificate `file` to trust for that wharf")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -95,6 +106,13 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if *remoteURL != "" {
+		return runRemote(log, gui.Login{URL: *remoteURL, User: *remoteUser, Password: getenv("WHARF_PASSWORD"), CAFile: *remoteCA})
+	}
+	if *remoteUser != "" || *remoteCA != "" {
+		fmt.Fprintln(stderr, "wharf-desktop: --user and --ca go with --remote URL")
+		return 2
+	}
 
 	path, created, err := ensureConfig(*cfgFlag, getenv)
 	if err != nil {
@@ -143,6 +161,22 @@ func run(args []string, stderr io.Writer, getenv func(string) string) int {
 	if err := g.Shutdown(ctx); err != nil {
 		log.Error("the server did not stop cleanly", "err", err)
 		return 1
+	}
+	log.Info("wharf-desktop stopped")
+	return 0
+}
+
+// runRemote is wharf-desktop --remote: a login window, then the remote
+// window; no server runs here. Closing the window quits.
+func runRemote(log *slog.Logger, l gui.Login) int {
+	fa := app.NewWithID("io.github.wharf-registry.wharf-desktop")
+	var remote *gui.App
+	gui.Connect(fa, gui.Options{Logger: log, Version: version, QuitOnClose: true}, l, func(a *gui.App) { remote = a })
+	fa.Run()
+	if remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		remote.Shutdown(ctx)
 	}
 	log.Info("wharf-desktop stopped")
 	return 0

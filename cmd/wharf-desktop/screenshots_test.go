@@ -15,12 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/e2e/harness"
+	"github.com/wharf-registry/wharf/e2e/officebox"
 )
 
 // The screens `make screenshots` saves, in README order.
-var screens = []string{"dashboard.png", "dashboard-error.png", "registries.png", "access.png", "cache.png", "use.png", "settings.png"}
+var screens = []string{"dashboard.png", "dashboard-error.png", "registries.png", "access.png", "cache.png", "use.png", "settings.png", "remote.png"}
 
 // TestScreenshots runs the real wharf-desktop binary ($WHARF_DESKTOP_BIN)
 // under Xvfb and saves each screen into $WHARF_SCREENSHOTS: the dashboard
@@ -123,6 +127,19 @@ cache:
 
 	// 7. Settings.
 	tab("settings", cfg(":0"), "a refresh", refreshed)
+
+	// 8. A remote window on the office box (TLS self-signed, logins),
+	// after someone pulled through it.
+	box := officebox.Start(t)
+	harness.PullImageHTTPS(t, box.Addr+"/app:1", box.CAPEM, "", "HTTP/2.0", remote.WithAuth(&authn.Basic{Username: "carol", Password: "carol-pw"}))
+	env := append(os.Environ(), "DISPLAY="+display, "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME="+dir, "WHARF_PASSWORD=root-pw",
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "share"), "DBUS_SESSION_BUS_ADDRESS=")
+	app = harness.StartProcess(t, "remote", dir, env, bin, "--remote", box.URL, "--user", "root", "--ca", box.CAFile, "--log-level", "debug")
+	waitLog(t, app, "the remote dashboard showing the pull", func(log string) bool {
+		return strings.Contains(log, "connected to the remote wharf") && strings.Contains(log, `msg="dashboard refreshed" state=running pulls=1`)
+	})
+	shoot(t, display, filepath.Join(out, "remote.png"))
+	stopCleanly(t, app)
 
 	checkScreenshots(t, out)
 }

@@ -238,3 +238,30 @@ func TestClientAddresses(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteTexts(t *testing.T) {
+	const url = "https://box.example.org:5000"
+	for _, c := range []struct {
+		life Lifecycle
+		want string
+	}{
+		{Lifecycle{Phase: Running, Addr: "box.example.org:5000"}, "Remote wharf at " + url + ": running"},
+		{Lifecycle{Phase: Failed, Reason: "x"}, "Remote wharf at " + url + ": not answering"},
+		{Lifecycle{Phase: Starting}, "Connecting to " + url + "…"},
+	} {
+		if got := RemoteTitle(c.life, url); got != c.want {
+			t.Errorf("RemoteTitle(%s) = %q, want %q", c.life.Phase, got, c.want)
+		}
+	}
+	if got := RemoteBanner(url, "root", "1.2.3"); got != "REMOTE — managing the wharf at "+url+" as root (wharf 1.2.3). Changes here apply to that machine." {
+		t.Errorf("banner %q", got)
+	}
+	if got := RemoteBanner(url, "root", ""); strings.Contains(got, "(wharf") {
+		t.Errorf("banner before the version is known: %q", got)
+	}
+	for in, want := range map[string]string{url: "box.example.org:5000", "http://127.0.0.1:5000": "127.0.0.1:5000", "https://[::1]:5000": "[::1]:5000"} {
+		if got := ClientAddress(in); got != want {
+			t.Errorf("ClientAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
