@@ -140,8 +140,11 @@ func connect(fa fyne.App, opts Options, l Login, opened func(*App)) (*loginForm,
 		}
 	})
 	w.Show()
-	if l.URL != "" && l.User != "" && l.Password != "" {
+	switch {
+	case l.URL != "" && l.User != "" && l.Password != "":
 		form.try()
+	case l.URL != "" && l.User != "":
+		w.Canvas().Focus(form.pass) // all that is left to type
 	}
 	return form, w
 }
