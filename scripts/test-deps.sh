@@ -34,6 +34,7 @@ DEB_PACKAGES=(
 	xvfb             # /usr/bin/Xvfb: the display `make screenshots` runs wharf-desktop on
 	imagemagick      # /usr/bin/import: screenshots of the Xvfb root window; `compare` for checks
 	xdotool          # /usr/bin/xdotool: clicks the desktop app's tabs under Xvfb
+	zsh              # /usr/bin/zsh: runs the zsh script of `wharf completion zsh`
 )
 
 # Go programs installed into $ROOT/.cache/bin: "binary module@version".

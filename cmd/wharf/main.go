@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -23,28 +24,67 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `wharf — a private container registry and Docker Hub cache in one binary.
+// command is one line of the command table: dispatch, the usage text and
+// the shell completion scripts are all made from it.
+type command struct {
+	name     string
+	synopsis string // after "wharf ", in the usage text
+	summary  string
+	// subs are the words completed after name; each sub has flags of its
+	// own (read from `wharf NAME SUB --help`).
+	subs    []string
+	aliases []string
+	// noFlags: --help is not asked for flags (it has none, or would act).
+	noFlags bool
+	// fileArgs: positional arguments are files (completed as such).
+	fileArgs bool
+	run      func(args []string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]   run the registry
-  wharf config check FILE                                          validate a config and print it (secrets masked)
-  wharf fsck [--data-dir DIR] [--repair]                           verify every stored blob against its digest
-  wharf status [--url URL] [--json]                                summarise a running server: cache, upstreams, storage
-  wharf cache stats|ls|evict|pin|unpin                             inspect and manage the cache of a running server
-  wharf gc [--dry-run] [--grace 1h]                                free hosted blobs no manifest references (server keeps running)
-  wharf warm IMAGE... [--platform linux/amd64]                     fetch images into the cache ahead of need
-  wharf user add|rm|ls NAME [--htpasswd FILE]                     manage the users of the htpasswd file
-  wharf tls ca [--host HOST:PORT]                                  where clients want the self-signed CA, and the commands to put it there
-  wharf setup docker|containerd|podman [--apply]                   point a client at wharf, and prove it pulls through it
-  wharf version                                                    print the version
+// commands is a function, not a variable: completion reads the table and
+// is in it.
+func commands() []command {
+	return []command{
+		{name: "serve", synopsis: "serve [--config FILE] [--listen ADDR] [--data-dir DIR]", summary: "run the registry",
+			run: func(args []string, _, stderr io.Writer) error { return cmdServe(args, stderr) }},
+		{name: "config", synopsis: "config check FILE", summary: "validate a config and print it (secrets masked)", subs: []string{"check"}, fileArgs: true, run: cmdConfig},
+		{name: "fsck", synopsis: "fsck [--data-dir DIR] [--repair]", summary: "verify every stored blob against its digest", run: cmdFsck},
+		{name: "status", synopsis: "status [--url URL] [--json]", summary: "summarise a running server: cache, upstreams, storage", run: cmdStatus},
+		{name: "healthcheck", synopsis: "healthcheck [--url URL] [--config FILE]", summary: "exit 0 if a running server is ready, else 1 and why (HEALTHCHECK)", run: cmdHealthcheck},
+		{name: "cache", synopsis: "cache stats|ls|evict|pin|unpin", summary: "inspect and manage the cache of a running server", subs: []string{"stats", "ls", "evict", "pin", "unpin"}, run: cmdCache},
+		{name: "gc", synopsis: "gc [--dry-run] [--grace 1h]", summary: "free hosted blobs no manifest references (server keeps running)", run: cmdGC},
+		{name: "warm", synopsis: "warm IMAGE... [--platform linux/amd64]", summary: "fetch images into the cache ahead of need", run: cmdWarm},
+		{name: "user", synopsis: "user add|rm|ls NAME [--htpasswd FILE]", summary: "manage the users of the htpasswd file", subs: []string{"add", "rm", "ls"}, run: cmdUser},
+		{name: "tls", synopsis: "tls ca [--host HOST:PORT]", summary: "where clients want the self-signed CA, and the commands to put it there", subs: []string{"ca"}, run: cmdTLS},
+		{name: "setup", synopsis: "setup docker|containerd|podman [--apply]", summary: "point a client at wharf, and prove it pulls through it", subs: []string{"docker", "containerd", "podman"}, run: cmdSetup},
+		{name: "completion", synopsis: "completion bash|zsh", summary: "print a shell completion script", subs: []string{"bash", "zsh"}, noFlags: true, run: cmdCompletion},
+		{name: "version", synopsis: "version", summary: "print the version", aliases: []string{"--version", "-v"}, noFlags: true,
+			run: func(_ []string, stdout, _ io.Writer) error {
+				_, err := fmt.Fprintf(stdout, "wharf %s\n", version)
+				return err
+			}},
+		{name: "help", synopsis: "help", summary: "print this text", aliases: []string{"-h", "--help"}, noFlags: true,
+			run: func(_ []string, stdout, _ io.Writer) error { _, err := fmt.Fprint(stdout, usage()); return err }},
+	}
+}
 
+// usage is `wharf help`; packages install it as /usr/share/doc/wharf.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("wharf — a private container registry and Docker Hub cache in one binary.\n\nUsage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-62s %s\n", "wharf "+c.synopsis, c.summary)
+	}
+	b.WriteString(`
 Run 'wharf COMMAND --help' for the flags of a command.
 
 With no config file, 'wharf serve' listens on :5000, keeps its data in
 $WHARF_DATA_DIR (or ./data), caches Docker Hub for every name (use it as
 Docker's registry-mirrors entry) and accepts pushes under local/:
   docker tag alpine localhost:5000/local/alpine && docker push localhost:5000/local/alpine
-`
+`)
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -52,39 +92,21 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = cmdServe(args[1:], stderr)
-	case "config":
-		err = cmdConfig(args[1:], stdout, stderr)
-	case "fsck":
-		err = cmdFsck(args[1:], stdout, stderr)
-	case "status":
-		err = cmdStatus(args[1:], stdout, stderr)
-	case "cache":
-		err = cmdCache(args[1:], stdout, stderr)
-	case "gc":
-		err = cmdGC(args[1:], stdout, stderr)
-	case "warm":
-		err = cmdWarm(args[1:], stdout, stderr)
-	case "user":
-		err = cmdUser(args[1:], stdout, stderr)
-	case "tls":
-		err = cmdTLS(args[1:], stdout, stderr)
-	case "setup":
-		err = cmdSetup(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "wharf %s\n", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage)
+	var found *command
+	for _, c := range commands() {
+		if c.name == args[0] || slices.Contains(c.aliases, args[0]) {
+			found = &c
+			break
+		}
+	}
+	if found == nil {
+		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
+	err := found.run(args[1:], stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
