@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/internal/sdnotify"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -204,7 +205,19 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if *cfgPath == "" {
 		log.Info("no config file given; using the embedded default", "listen", cfg.Listen, "data_dir", cfg.DataDir)
 	}
-	srv, err := server.New(cfg, server.WithLogger(log), server.WithVersion(version))
+	// Under systemd (Type=notify), say when wharf is ready, reloading and
+	// stopping, and feed WatchdogSec= from the server's health loop.
+	notify, err := sdnotify.New(os.Getenv)
+	if err != nil {
+		log.Warn("systemd notification disabled", "err", err)
+	}
+	opts := []server.Option{server.WithLogger(log), server.WithVersion(version)}
+	if every, err := sdnotify.WatchdogInterval(os.Getenv, os.Getpid()); err != nil {
+		log.Warn("systemd watchdog disabled", "err", err)
+	} else if every > 0 && notify.Enabled() {
+		opts = append(opts, server.WithHealthLoop(every/2, watchdogFeeder(notify, log)))
+	}
+	srv, err := server.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -212,6 +225,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer stop()
 	if err := srv.Start(ctx); err != nil {
 		return err
+	}
+	// Start returns once the index is reconciled and the listeners
+	// accept connections: only then may systemd start what depends on us.
+	readyStatus := "listening on " + srv.Addr()
+	if err := notify.Ready(readyStatus); err != nil {
+		log.Warn("telling systemd wharf is ready", "err", err)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -242,16 +261,45 @@ func cmdServe(args []string, stderr io.Writer) error {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: reloading the config", "file", *cfgPath)
+			notify.Reloading()
 			reload()
+			notify.Ready(readyStatus)
 		case <-ctx.Done():
 			done = true
 		}
 	}
 	stop()
+	notify.Stopping()
 	log.Info("shutting down; waiting up to 30s for in-flight requests (signal again to force)")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// watchdogFeeder pings systemd's watchdog each time the health loop finds
+// the server healthy, and only then: a server whose index or data dir
+// fails (or whose check hangs) stops pinging and is restarted after
+// WatchdogSec. Changes of health are logged and shown in systemctl status.
+func watchdogFeeder(n *sdnotify.Notifier, log *slog.Logger) func(error) {
+	var last error
+	healthy := true
+	return func(err error) {
+		switch {
+		case err == nil:
+			if !healthy {
+				log.Info("healthy again; pinging the systemd watchdog")
+				n.Status("healthy again")
+			}
+			healthy, last = true, nil
+			if werr := n.Watchdog(); werr != nil {
+				log.Warn("pinging the systemd watchdog", "err", werr)
+			}
+		case healthy || last == nil || err.Error() != last.Error():
+			log.Error("unhealthy; not pinging the systemd watchdog, which restarts wharf if this lasts", "err", err)
+			n.Status("unhealthy: " + err.Error())
+			healthy, last = false, err
+		}
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
