@@ -169,7 +169,7 @@ func defaultDataDir() string {
 }
 
 func cmdServe(args []string, stderr io.Writer) error {
-	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.\nSIGHUP (systemctl reload wharf) reads --config again and applies the auth\nsection at once (users file, LDAP, rules, admins); other changes are named\nin the log and apply at the next start.", stderr)
+	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.\nSIGHUP (systemctl reload wharf) reads --config again and applies the auth\nsection at once (users file, LDAP, rules, admins); other changes are named\nin the log and apply at the next start.\n\nUnder systemd (Type=notify, packaging/systemd/wharf.service) it sends READY=1\nonce the index is reconciled and the listeners accept connections, and with\nWatchdogSec= a watchdog ping at half that interval while the /readyz checks\npass.", stderr)
 	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "YAML config `file` (env WHARF_CONFIG); none: the embedded default (listen :5000, a Docker Hub cache for every name, pushes under local/)")
 	listen := fs.String("listen", "", "listen `address`, overriding the config (e.g. :5000, 127.0.0.1:5000)")
 	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` for blobs and the index, overriding the config (env WHARF_DATA_DIR; default ./data)")

@@ -59,7 +59,14 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	cfg := filepath.Join(dir, "wharf.yml")
 	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(dir, "data")+"\nlog:\n  access_log: false\n"), 0o644)
 	cmd := exec.Command(os.Args[0], "serve", "--config", cfg)
-	cmd.Env = append(os.Environ(), "WHARF_TEST_MAIN=1", "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	// Not the test runner's own systemd settings (go test under a
+	// service) nor its WHARF_* ones: only these.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WHARF_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "WHARF_TEST_MAIN=1", "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
