@@ -76,7 +76,7 @@ func (a *App) buildCache() fyne.CanvasObject {
 			widget.NewCard("", "Pre-warm, pin, unpin or evict an image", images),
 			widget.NewCard("", "Garbage collection", container.NewVBox(container.NewHBox(c.gcPreview, c.gcRun), c.gcResult)),
 		), nil, nil, nil,
-		widget.NewCard("", "Cached by proxy and repository (most recently used first)", container.NewVScroll(c.rows)),
+		widget.NewCard("", "Cached by proxy, repository and tag (most recently used first; a tag button selects that image)", container.NewVScroll(c.rows)),
 	)
 }
 
@@ -139,8 +139,16 @@ func (a *App) showCacheRows(rows []model.CachedRepo) {
 		r := r
 		l := widget.NewLabel(r.Text(now))
 		l.Truncation = fyne.TextTruncateEllipsis
-		pick := widget.NewButton("Select", func() { c.image.SetText(r.Repo) })
-		c.rows.Add(container.NewBorder(nil, nil, nil, pick, l))
+		// One button per cached tag puts that image in the field above.
+		picks := container.NewHBox()
+		for _, tag := range r.Tags {
+			image := r.Repo + ":" + tag
+			picks.Add(widget.NewButton(":"+tag, func() { c.image.SetText(image) }))
+		}
+		if len(r.Tags) == 0 {
+			picks.Add(widget.NewButton("Select", func() { c.image.SetText(r.Repo) }))
+		}
+		c.rows.Add(container.NewBorder(nil, nil, nil, picks, l))
 	}
 	if len(rows) == 0 {
 		c.rows.Add(widget.NewLabel("Nothing cached yet: pull an image through wharf."))

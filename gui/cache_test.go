@@ -1,6 +1,7 @@
 package gui
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,7 +46,7 @@ func TestCacheTab(t *testing.T) {
 	// The cache commits a blob to its index just after its last byte went
 	// out: until the listing has caught up, list again as Refresh does.
 	caughtUp := func() bool {
-		if r, ok := demo(); ok && r.Blobs >= 3 && r.Proxy == "hub" {
+		if r, ok := demo(); ok && r.Blobs >= 4 && r.Proxy == "hub" && slices.Equal(r.Tags, []string{"1"}) {
 			return true
 		}
 		a.refreshCache()
@@ -56,12 +57,10 @@ func TestCacheTab(t *testing.T) {
 		t.Errorf("summary %q", c.summary.Text)
 	}
 	r, _ := demo()
-	tapRowButton(t, c.rows, r.Repo, "Select")
-	if c.image.Text != r.Repo {
-		t.Errorf("Select put %q in the image field, want %q", c.image.Text, r.Repo)
+	tapRowButton(t, c.rows, r.Repo, ":1")
+	if c.image.Text != r.Repo+":1" {
+		t.Errorf("the tag's button put %q in the image field, want %q", c.image.Text, r.Repo+":1")
 	}
-
-	c.image.SetText("library/demo:1")
 	test.Tap(c.pin)
 	f.ui.waitFor(t, "the image pinned", func() bool { r, _ := demo(); return r.Pinned >= 3 && c.result.Text != "" })
 	if !strings.HasPrefix(c.result.Text, "Pinned ") || c.result.Importance != widget.SuccessImportance {

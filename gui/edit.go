@@ -60,7 +60,7 @@ func (a *App) loadDoc() (*settings.Doc, error) { return settings.Load(a.opts.Con
 func (a *App) background(work func() (show func())) {
 	go func() {
 		show := work()
-		a.opts.Do(show)
+		a.toUI(show)
 	}()
 }
 
@@ -157,4 +157,14 @@ func note(text string) *widget.Label {
 	l := widget.NewLabel(text)
 	l.Wrapping = fyne.TextWrapWord
 	return l
+}
+
+// toUI hands f to the UI thread (Options.Do), unless Fyne's loop has
+// already returned: then there is no window left to update, and fyne.Do
+// would run f on this goroutine, touching widgets off the UI thread.
+func (a *App) toUI(f func()) {
+	if a.loopDone.Load() {
+		return
+	}
+	a.opts.Do(f)
 }

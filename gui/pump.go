@@ -86,6 +86,6 @@ func (a *App) pump(ctx context.Context) {
 		s.quit, quitSent = quit, quitSent || quit
 		dirty, lastSent, lastGen, sentLife = false, now, gen, life
 		// The one place that touches widgets from outside the UI thread.
-		a.opts.Do(func() { a.show(s) })
+		a.toUI(func() { a.show(s) })
 	}
 }

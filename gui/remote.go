@@ -243,7 +243,7 @@ func (a *App) remotePump(ctx context.Context) {
 			s.transfers = model.Transfers(transfers)
 			s.addrs = []string{s.life.Addr}
 		}
-		a.opts.Do(func() { a.show(s) })
+		a.toUI(func() { a.show(s) })
 		select {
 		case <-ctx.Done():
 			return

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
-	"fyne.io/fyne/v2/widget"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -126,12 +124,12 @@ func TestRemoteWindowManagesTheOfficeBox(t *testing.T) {
 	if err := login("dave", "dave-pw"); !errors.As(err, &ae) || ae.Status != 403 { // logged in, not an admin
 		t.Errorf("dave logging in: %v", err)
 	}
-	test.Tap(removeButton(t, u.list, "dave"))
+	tapRowButton(t, u.list, "dave", "Remove")
 	ui.waitFor(t, "dave removed", func() bool { return strings.Join(u.names, ",") == "carol,root" })
 	if err := login("dave", "dave-pw"); !errors.As(err, &ae) || ae.Status != 401 {
 		t.Errorf("dave logging in after removal: %v", err)
 	}
-	test.Tap(removeButton(t, u.list, "root"))
+	tapRowButton(t, u.list, "root", "Remove")
 	ui.waitFor(t, "removing yourself refused", func() bool { return strings.Contains(u.result.Text, "you are logged in as root") })
 
 	// The box goes away: the window says so, and keeps asking.
@@ -140,32 +138,6 @@ func TestRemoteWindowManagesTheOfficeBox(t *testing.T) {
 	if !strings.Contains(a.problem.Text, "cannot reach wharf at "+box.URL) || !strings.Contains(a.problem.Text, "asks again") {
 		t.Errorf("problem line: %q", a.problem.Text)
 	}
-}
-
-// removeButton finds the Remove button on name's row of a user list.
-func removeButton(t *testing.T, list *fyne.Container, name string) *widget.Button {
-	t.Helper()
-	for _, row := range list.Objects {
-		row, ok := row.(*fyne.Container)
-		if !ok {
-			continue
-		}
-		var btn *widget.Button
-		found := false
-		for _, o := range row.Objects {
-			switch o := o.(type) {
-			case *widget.Label:
-				found = found || o.Text == name
-			case *widget.Button:
-				btn = o
-			}
-		}
-		if found && btn != nil {
-			return btn
-		}
-	}
-	t.Fatalf("no row for %s", name)
-	return nil
 }
 
 // TestConnectChecksTheLogin: the login window says what is wrong with a

@@ -122,7 +122,7 @@ func (a *App) runSetup(s *setupCard, argv []string, what string) {
 		case what == "apply":
 			status = "applied: wharf saw the test pull"
 		}
-		a.opts.Do(func() {
+		a.toUI(func() {
 			s.Output.SetText(strings.TrimSpace(string(out)))
 			s.Output.Show()
 			s.Status.SetText(status)

@@ -193,6 +193,11 @@ type ProxyBudgetStats struct {
 
 // CacheStats reports usage against the budget.
 func (s *Server) CacheStats() (CacheStats, error) {
+	_, done, err := s.use(context.Background())
+	if err != nil {
+		return CacheStats{}, err
+	}
+	defer done()
 	b := s.life.Budget()
 	st := CacheStats{MaxSize: b.MaxSize, HighWatermark: b.High, LowWatermark: b.Low}
 	if b.MaxUnused > 0 {
@@ -208,7 +213,7 @@ func (s *Server) CacheStats() (CacheStats, error) {
 		}
 		st.ProxyBudgets[name] = ps
 	}
-	err := s.idx.View(func(tx *index.Txn) error {
+	err = s.idx.View(func(tx *index.Txn) error {
 		var err error
 		if st.Origins, err = tx.Usages(); err != nil {
 			return err
@@ -243,10 +248,17 @@ type CacheEntry struct {
 	Hits       int64      `json:"hits"`
 	Pinned     bool       `json:"pinned"`
 	Repos      []string   `json:"repos"`
+	// Tags are the cached tags pointing at a manifest, as REPO:TAG.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // CacheList lists cached (proxied) blobs, sorted by size or last use.
 func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error) {
+	_, done, err := s.use(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	switch sortBy {
 	case "", "size", "last-used":
 	default:
@@ -256,7 +268,7 @@ func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error
 		return nil, fmt.Errorf("cache ls: writing pending access times to the index: %w", err)
 	}
 	var out []CacheEntry
-	err := s.idx.View(func(tx *index.Txn) error {
+	err = s.idx.View(func(tx *index.Txn) error {
 		return tx.EachBlob(func(r index.BlobRecord) error {
 			if !r.Evictable() || (proxy != "" && r.Origin != proxy) {
 				return nil
@@ -269,8 +281,20 @@ func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error
 			if err != nil {
 				return err
 			}
+			var tags []string
+			if oci.IsManifestMediaType(r.MediaType) {
+				for _, repo := range repos {
+					t, err := tx.TagsFor(repo, r.Digest)
+					if err != nil {
+						return err
+					}
+					for _, tag := range t {
+						tags = append(tags, repo+":"+tag)
+					}
+				}
+			}
 			out = append(out, CacheEntry{Digest: r.Digest, Size: r.Size, MediaType: r.MediaType, Origin: r.Origin,
-				Created: r.Created, LastAccess: r.LastAccess, Hits: r.Hits, Pinned: pinned, Repos: repos})
+				Created: r.Created, LastAccess: r.LastAccess, Hits: r.Hits, Pinned: pinned, Repos: repos, Tags: tags})
 			return nil
 		})
 	})
@@ -296,6 +320,11 @@ type PinResult struct {
 
 // PinImage pins (or unpins) a cached image and everything it references.
 func (s *Server) PinImage(ctx context.Context, image string, pin bool) (PinResult, error) {
+	ctx, done, err := s.use(ctx)
+	if err != nil {
+		return PinResult{}, err
+	}
+	defer done()
 	if image == "" {
 		return PinResult{}, oci.Errorf(oci.CodeParameterInvalid, "name an image, e.g. hub/library/alpine:3.20")
 	}
@@ -310,6 +339,11 @@ func (s *Server) PinImage(ctx context.Context, image string, pin bool) (PinResul
 // EvictImage drops one cached image: its manifest and the blobs only it
 // used are fetched again on the next pull.
 func (s *Server) EvictImage(ctx context.Context, image string) (any, error) {
+	ctx, done, err := s.use(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	if image == "" {
 		return nil, oci.Errorf(oci.CodeParameterInvalid, "name an image (wharf cache evict IMAGE) or use --unused-for")
 	}
@@ -336,4 +370,30 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// use holds the server open for one in-process call (the desktop app's
+// Cache tab, the admin API): it fails unless the server is running, and
+// Shutdown waits for the call before it closes the index, so a listing
+// racing a Stop gets an error, never a closed index. The context it
+// returns ends when Shutdown begins, so a long call (a pre-warm) does not
+// hold the stop up.
+func (s *Server) use(ctx context.Context) (context.Context, func(), error) {
+	s.mu.Lock()
+	if s.state != StateRunning {
+		defer s.mu.Unlock()
+		return nil, nil, oci.Errorf(oci.CodeUnavailable, "server is %s", s.state)
+	}
+	stop := s.stop
+	s.bg.Add(1) // under s.mu while running: before Shutdown's Wait
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(); s.bg.Done() }, nil
 }

@@ -100,3 +100,22 @@ func TestAdminAPIForARemoteApp(t *testing.T) {
 		t.Errorf("transfers: %d %v", st, tr)
 	}
 }
+
+// TestInProcessCallsAfterShutdown: the desktop app may ask for a listing
+// just as the server stops; the answer is an error, never a closed index.
+func TestInProcessCallsAfterShutdown(t *testing.T) {
+	s, _ := startAuthServer(t)
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, e1 := s.CacheList("size", "", 0)
+	_, e2 := s.CacheStats()
+	_, e3 := s.PinImage(t.Context(), "busybox:latest", true)
+	_, e4 := s.EvictImage(t.Context(), "busybox:latest")
+	_, e5 := s.Prewarm(t.Context(), "busybox:latest", nil)
+	for i, err := range []error{e1, e2, e3, e4, e5} {
+		if err == nil || !strings.Contains(err.Error(), "server is stopped") {
+			t.Errorf("call %d after Shutdown: %v", i+1, err)
+		}
+	}
+}

@@ -31,6 +31,11 @@ var prewarmAccept = []string{oci.MediaTypeOCIIndex, oci.MediaTypeDockerList, oci
 // the cache and hits cost a read. It goes through the proxy in this
 // process, not over HTTP, so it needs no login. p may be nil.
 func (s *Server) Prewarm(ctx context.Context, image string, p *PrewarmProgress) (PrewarmResult, error) {
+	ctx, done, err := s.use(ctx)
+	if err != nil {
+		return PrewarmResult{}, err
+	}
+	defer done()
 	if p == nil {
 		p = &PrewarmProgress{}
 	}

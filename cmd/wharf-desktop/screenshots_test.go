@@ -273,7 +273,7 @@ func shoot(t *testing.T, display, path string) {
 	env := append(os.Environ(), "DISPLAY="+display)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		search := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^wharf$")
+		search := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^wharf( — remote: .*)?$")
 		search.Env = env
 		id, err := search.Output()
 		win := strings.Fields(string(id))

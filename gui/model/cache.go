@@ -2,7 +2,9 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/wharf-registry/wharf/server"
@@ -17,6 +19,9 @@ type CachedRepo struct {
 	Bytes       int64
 	LastUse     time.Time
 	Pinned      int // blobs pinned
+	// Tags are the repository's cached tags, sorted: each an image to
+	// select for pin, unpin or evict (Repo + ":" + tag).
+	Tags []string
 }
 
 // Text is the row as the screen shows it, with the last use relative to
@@ -25,6 +30,9 @@ func (r CachedRepo) Text(now time.Time) string {
 	s := fmt.Sprintf("%s  ·  %d blobs, %s  ·  used %s ago", r.Repo, r.Blobs, Bytes(r.Bytes), Duration(now.Sub(r.LastUse)))
 	if r.Pinned > 0 {
 		s += fmt.Sprintf("  ·  %d pinned", r.Pinned)
+	}
+	if len(r.Tags) > 0 {
+		s += "  ·  tags " + strings.Join(r.Tags, ", ")
 	}
 	return s
 }
@@ -55,10 +63,16 @@ func CachedRepos(entries []server.CacheEntry) []CachedRepo {
 			if e.Pinned {
 				r.Pinned++
 			}
+			for _, t := range e.Tags {
+				if tag, ok := strings.CutPrefix(t, repo+":"); ok && !slices.Contains(r.Tags, tag) {
+					r.Tags = append(r.Tags, tag)
+				}
+			}
 		}
 	}
 	out := make([]CachedRepo, 0, len(rows))
 	for _, r := range rows {
+		slices.Sort(r.Tags)
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -15,18 +15,23 @@ func TestCachedRepos(t *testing.T) {
 		{Origin: "hub", Size: 50, LastAccess: t0.Add(time.Hour), Pinned: true, Repos: []string{"hub/library/alpine", "hub/library/golang"}},
 		{Origin: "ghcr", Size: 7, LastAccess: t0, Repos: nil},
 		{Origin: "hub", Size: 1, LastAccess: t0.Add(-time.Hour), Repos: []string{"hub/library/busybox"}},
+		{Origin: "hub", Size: 2, LastAccess: t0.Add(-time.Hour), Repos: []string{"hub/library/busybox"}, Tags: []string{"hub/library/busybox:latest", "hub/library/busybox:1.36"}},
+		{Origin: "hub", Size: 3, LastAccess: t0.Add(-time.Hour), Repos: []string{"hub/library/busybox"}, Tags: []string{"hub/library/busybox:latest"}},
 	}
 	want := []CachedRepo{
 		{Proxy: "ghcr", Repo: "(unlinked)", Blobs: 1, Bytes: 7, LastUse: t0},
 		// golang and alpine were both used an hour later: by name.
 		{Proxy: "hub", Repo: "hub/library/alpine", Blobs: 2, Bytes: 150, LastUse: t0.Add(time.Hour), Pinned: 1},
 		{Proxy: "hub", Repo: "hub/library/golang", Blobs: 1, Bytes: 50, LastUse: t0.Add(time.Hour), Pinned: 1},
-		{Proxy: "hub", Repo: "hub/library/busybox", Blobs: 1, Bytes: 1, LastUse: t0.Add(-time.Hour)},
+		{Proxy: "hub", Repo: "hub/library/busybox", Blobs: 3, Bytes: 6, LastUse: t0.Add(-time.Hour), Tags: []string{"1.36", "latest"}},
 	}
 	if got := CachedRepos(entries); !reflect.DeepEqual(got, want) {
 		t.Errorf("CachedRepos:\n got %+v\nwant %+v", got, want)
 	}
 	if got, w := want[1].Text(t0.Add(3*time.Hour)), "hub/library/alpine  ·  2 blobs, 150 B  ·  used 2h 00m ago  ·  1 pinned"; got != w {
+		t.Errorf("Text = %q, want %q", got, w)
+	}
+	if got, w := want[3].Text(t0), "hub/library/busybox  ·  3 blobs, 6 B  ·  used 1h 00m ago  ·  tags 1.36, latest"; got != w {
 		t.Errorf("Text = %q, want %q", got, w)
 	}
 	if got := CachedRepos(nil); len(got) != 0 {

@@ -94,8 +94,15 @@ func TestClientManagesARemoteWharf(t *testing.T) {
 		t.Errorf("events: %+v %v", ev, err)
 	}
 	rows, err := c.CacheList(ctx, "size", "", 0)
-	if err != nil || len(rows) < 3 { // config and two layers
+	if err != nil || len(rows) < 4 { // manifest, config and two layers
 		t.Errorf("cache ls: %d rows, %v", len(rows), err)
+	}
+	var tagged []string
+	for _, r := range rows {
+		tagged = append(tagged, r.Tags...)
+	}
+	if strings.Join(tagged, ",") != "hub/library/app:1" {
+		t.Errorf("cached tags %v, want [hub/library/app:1]", tagged)
 	}
 	if st, err := c.CacheStats(ctx); err != nil || st.ProxiedBytes == 0 {
 		t.Errorf("cache stats: %+v %v", st, err)
