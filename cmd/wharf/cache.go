@@ -93,13 +93,17 @@ func cmdCache(args []string, stdout, stderr io.Writer) error {
 			return printJSON(stdout, rows)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DIGEST\tSIZE\tLAST USED\tHITS\tPINNED\tREPOSITORIES")
+		fmt.Fprintln(tw, "DIGEST\tSIZE\tLAST USED\tHITS\tPINNED\tREPOSITORIES (A MANIFEST: ITS TAGS)")
 		for _, r := range rows {
 			pinned := ""
 			if r.Pinned {
 				pinned = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", short(string(r.Digest)), humanBytes(r.Size), ago(r.LastAccess), r.Hits, pinned, strings.Join(r.Repos, ","))
+			where := strings.Join(r.Repos, ",")
+			if len(r.Tags) > 0 { // a manifest: the images it is
+				where = strings.Join(r.Tags, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", short(string(r.Digest)), humanBytes(r.Size), ago(r.LastAccess), r.Hits, pinned, where)
 		}
 		tw.Flush()
 	case "evict":

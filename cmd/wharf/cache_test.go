@@ -28,7 +28,7 @@ func TestCacheCommands(t *testing.T) {
 	if out := run("cache", "stats"); !strings.Contains(out, "proxied content:") || !strings.Contains(out, "1.0 GiB") {
 		t.Errorf("stats:\n%s", out)
 	}
-	if out := run("cache", "ls", "--sort", "size"); !strings.Contains(out, "hub/library/alpine") {
+	if out := run("cache", "ls", "--sort", "size"); !strings.Contains(out, "hub/library/alpine") || !strings.Contains(out, "hub/library/alpine:3.20") {
 		t.Errorf("ls:\n%s", out)
 	}
 	if out := run("cache", "pin", "alpine:3.20"); !strings.Contains(out, "pinned hub/library/alpine:3.20") {
