@@ -22,6 +22,9 @@ DEB_PACKAGES=(
 	pebble           # /usr/bin/pebble: the ACME server wharf gets certificates from
 	podman           # /usr/bin/podman (4.3): pulls through the drop-in `wharf setup podman` writes
 	stress-ng        # /usr/bin/stress-ng: the load beside `make test-loaded`
+	postgresql       # /usr/lib/postgresql/15/bin: the index database of the cluster tests
+	curl             # /usr/bin/curl: SigV4-signed requests to versitygw in the harness's own test
+	util-linux       # /usr/bin/setpriv: runs PostgreSQL as the postgres user when the tests run as root
 	# The desktop app (cmd/wharf-desktop, gui/) builds with cgo against GL and X11:
 	libgl1-mesa-dev  # GL headers and libGL for Fyne's go-gl
 	libx11-dev       # X11 headers for GLFW
@@ -38,9 +41,13 @@ DEB_PACKAGES=(
 	systemd          # /usr/bin/systemd-analyze: verify and security of packaging/systemd/wharf.service (no systemd needs to run)
 )
 
-# Go programs installed into $ROOT/.cache/bin: "binary module@version".
+# Go programs installed into $ROOT/.cache/bin: "binary module@version [package]"
+# (package: the program's directory inside the module, when not its root).
 GO_TOOLS=(
 	"conformance github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
+	# the S3-compatible server of the cluster tests (posix backend on a temp
+	# dir); about 3 minutes to build the first time
+	"versitygw github.com/versity/versitygw@v1.8.0 cmd/versitygw"
 )
 
 GO=$(command -v go || echo /usr/local/go/bin/go)
@@ -85,10 +92,12 @@ install_debs() {
 }
 
 install_go_tools() {
-	local bindir="$ROOT/.cache/bin" entry bin mod
+	local bindir="$ROOT/.cache/bin" entry bin mod pkg target
 	mkdir -p "$bindir"
 	for entry in "${GO_TOOLS[@]}"; do
-		read -r bin mod <<<"$entry"
+		read -r bin mod pkg <<<"$entry"
+		target=$mod
+		[ -n "$pkg" ] && target="${mod%@*}/$pkg@${mod#*@}"
 		# `go version -m` names the module version the binary was built from,
 		# so bumping the version above reinstalls.
 		if [ -x "$bindir/$bin" ] &&
@@ -97,8 +106,8 @@ install_go_tools() {
 		fi
 		# `go install PKG@VERSION` builds the tool in its own module: the
 		# project's go.mod is neither read nor changed.
-		GOBIN="$bindir" "$GO" install "$mod"
-		log "installed $bin ($mod)"
+		GOBIN="$bindir" "$GO" install "$target"
+		log "installed $bin ($target)"
 	done
 }
 

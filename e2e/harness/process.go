@@ -301,3 +301,12 @@ func unescapeMountinfo(s string) string {
 // ErrStopTimeout is returned by Stop when the process ignored SIGTERM for
 // 15 s and had to be killed.
 var ErrStopTimeout = fmt.Errorf("did not exit within %s", stopGrace)
+
+// StopWith is Stop with another signal than SIGTERM: SIGINT is
+// PostgreSQL's fast shutdown (SIGTERM waits for every client to leave).
+func (p *Process) StopWith(sig syscall.Signal) error {
+	p.stopOnce.Do(func() {
+		p.stopErr = p.terminate(sig, stopGrace)
+	})
+	return p.stopErr
+}
