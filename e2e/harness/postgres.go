@@ -82,14 +82,10 @@ func StartPostgres(t testing.TB) *Postgres {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	os.Remove(pwfile)
-	const attempts = 5
-	for i := 1; ; i++ {
-		p.Addr = PickAddr(t)
-		if p.start(i < attempts) {
-			break
-		}
-		t.Logf("postgres: %s taken; picking another port", p.Addr)
-	}
+	onFreePort(t, "postgres", func(addr string, retryBind bool) bool {
+		p.Addr = addr
+		return p.start(retryBind)
+	})
 	if out, err := p.psql("postgres", "CREATE DATABASE wharf OWNER wharf"); err != nil {
 		t.Fatalf("create database: %v\n%s", err, out)
 	}

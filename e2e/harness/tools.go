@@ -203,3 +203,19 @@ func ShortTempDir(t testing.TB, prefix string) string {
 	})
 	return dir
 }
+
+// onFreePort starts a program that cannot listen on port 0 on a picked
+// loopback address, picking again while start reports the address taken
+// (another test won the race for it): start gets the address and whether
+// a bind failure may be retried, and says whether the program came up.
+func onFreePort(t testing.TB, name string, start func(addr string, retryBind bool) bool) string {
+	t.Helper()
+	const attempts = 5
+	for i := 1; ; i++ {
+		addr := PickAddr(t)
+		if start(addr, i < attempts) {
+			return addr
+		}
+		t.Logf("%s: %s taken; picking another port", name, addr)
+	}
+}

@@ -47,14 +47,10 @@ func StartVersityGW(t testing.TB) *VersityGW {
 	if err := os.Mkdir(g.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const attempts = 5
-	for i := 1; ; i++ {
-		g.addr = PickAddr(t)
-		if g.start(i < attempts) {
-			break
-		}
-		t.Logf("versitygw: %s taken; picking another port", g.addr)
-	}
+	onFreePort(t, "versitygw", func(addr string, retryBind bool) bool {
+		g.addr = addr
+		return g.start(retryBind)
+	})
 	g.Endpoint = "http://" + g.addr
 	return g
 }
