@@ -94,6 +94,9 @@ func TestRemoteWindowManagesTheOfficeBox(t *testing.T) {
 	test.Tap(c.evict)
 	ui.waitFor(t, "evicted", func() bool { return strings.HasPrefix(c.result.Text, "Evicted ") })
 	test.Tap(c.warmBtn)
+	if c.warmBar.Visible() || !strings.Contains(c.result.Text, "the Dashboard shows its transfers") {
+		t.Errorf("remote pre-warm: a bar that cannot move (%v), or %q", c.warmBar.Visible(), c.result.Text)
+	}
 	ui.waitFor(t, "pre-warmed", func() bool { return strings.HasPrefix(c.result.Text, "Pre-warmed hub/library/app:1: 2 layers") })
 	test.Tap(c.gcPreview)
 	ui.waitFor(t, "gc preview", func() bool { return !c.gcPreview.Disabled() && c.gcResult.Text != "Collecting…" })

@@ -39,12 +39,18 @@ func (a *App) prewarm() {
 		return
 	}
 	w := &warming{}
-	c.warm = w
 	c.warmBtn.Disable()
-	c.warmBar.SetValue(0)
-	c.warmBar.Show()
 	c.result.Importance = widget.MediumImportance
-	c.result.SetText("Pre-warming " + image + "…")
+	if a.opts.Remote != nil {
+		// The remote wharf does not stream its count back: its layers
+		// show under Transfers on the Dashboard while they arrive.
+		c.result.SetText("Pre-warming " + image + " on the remote wharf… (the Dashboard shows its transfers)")
+	} else {
+		c.warm = w
+		c.warmBar.SetValue(0)
+		c.warmBar.Show()
+		c.result.SetText("Pre-warming " + image + "…")
+	}
 	a.background(func() func() {
 		ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
 		defer cancel()
