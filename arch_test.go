@@ -25,7 +25,7 @@ var layers = [][]string{
 	{"server", "setup"},
 	{"gui/model", "gui/settings"},
 	{"gui"},
-	{"cmd/wharf", "cmd/wharf-desktop"},
+	{"cmd/wharf", "cmd/wharf-desktop", "packaging/image"},
 }
 
 // fyneAllowed are the packages that may import Fyne (fyne.io/...): the
