@@ -13,7 +13,7 @@ const module = "github.com/wharf-registry/wharf"
 // A new package must be added here, which forces a decision about where
 // it sits.
 var layers = [][]string{
-	{"oci", "internal/atomicfile"},
+	{"oci", "internal/atomicfile", "internal/sdnotify"},
 	{"config", "metrics"},
 	{"storage"},
 	{"cache/index"},
@@ -25,7 +25,7 @@ var layers = [][]string{
 	{"server", "setup"},
 	{"gui/model", "gui/settings"},
 	{"gui"},
-	{"cmd/wharf", "cmd/wharf-desktop", "packaging/image"},
+	{"cmd/wharf", "cmd/wharf-desktop", "packaging/image", "packaging/systemd"},
 }
 
 // fyneAllowed are the packages that may import Fyne (fyne.io/...): the

@@ -34,6 +34,8 @@ DEB_PACKAGES=(
 	xvfb             # /usr/bin/Xvfb: the display `make screenshots` runs wharf-desktop on
 	imagemagick      # /usr/bin/import: screenshots of the Xvfb root window; `compare` for checks
 	xdotool          # /usr/bin/xdotool: clicks the desktop app's tabs under Xvfb
+	zsh              # /usr/bin/zsh: runs the zsh script of `wharf completion zsh`
+	systemd          # /usr/bin/systemd-analyze: verify and security of packaging/systemd/wharf.service (no systemd needs to run)
 )
 
 # Go programs installed into $ROOT/.cache/bin: "binary module@version".

@@ -44,27 +44,13 @@ func opsNotFound(w http.ResponseWriter, r *http.Request) {
 // answers reads, the data dir takes writes and every listener is serving.
 // Each check gets a line, so a 503 says what is wrong.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	st, idx, served := s.state, s.idx, s.served
-	var opsServed chan struct{}
-	if s.ops != nil {
-		opsServed = s.ops.served
-	}
-	s.mu.Unlock()
-	if st != StateRunning {
-		http.Error(w, "not ready: server is "+string(st), http.StatusServiceUnavailable)
-		return
-	}
-	checks := []struct {
-		name string
-		err  error
-	}{
-		{"index", checkIndex(idx)},
-		{"data_dir", checkWritable(filepath.Join(s.cfg.DataDir, "tmp"))},
-		{"listeners", checkServing(served, opsServed)},
-	}
+	checks, err := s.readiness()
 	var b strings.Builder
 	status := http.StatusOK
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		fmt.Fprintf(&b, "not ready: %v\n", err)
+	}
 	for _, c := range checks {
 		if c.err != nil {
 			status = http.StatusServiceUnavailable
@@ -77,6 +63,70 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write([]byte(b.String()))
+}
+
+type readinessCheck struct {
+	name string
+	err  error
+}
+
+// readiness runs the checks of /readyz; err is set, and no check run,
+// when the server is not running.
+func (s *Server) readiness() ([]readinessCheck, error) {
+	s.mu.Lock()
+	st, idx, served := s.state, s.idx, s.served
+	var opsServed chan struct{}
+	if s.ops != nil {
+		opsServed = s.ops.served
+	}
+	s.mu.Unlock()
+	if st != StateRunning {
+		return nil, errors.New("server is " + string(st))
+	}
+	return []readinessCheck{
+		{"index", checkIndex(idx)},
+		{"data_dir", checkWritable(filepath.Join(s.cfg.DataDir, "tmp"))},
+		{"listeners", checkServing(served, opsServed)},
+	}, nil
+}
+
+// Healthy runs the checks of /readyz in process: nil when the server is
+// running and every check passes, else the first failure.
+func (s *Server) Healthy() error {
+	checks, err := s.readiness()
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if c.err != nil {
+			return fmt.Errorf("%s: %w", c.name, c.err)
+		}
+	}
+	return nil
+}
+
+// healthLoop runs Healthy every interval until the server stops and
+// hands each result to report. A check that hangs (a wedged index) holds
+// the loop, so report is not called: a watchdog fed from it starves, as
+// it should.
+func (s *Server) healthLoop(stop <-chan struct{}) {
+	defer s.bg.Done()
+	t := time.NewTicker(s.healthEvery)
+	defer t.Stop()
+	for {
+		err := s.Healthy()
+		s.mu.Lock()
+		stopping := s.state == StateStopping
+		s.mu.Unlock()
+		if !stopping { // a server shutting down is not sick
+			s.healthReport(err)
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // checkIndex reads one (absent) record: a closed or broken index fails.

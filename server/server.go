@@ -88,6 +88,14 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // (tests, and embedders with their own user source).
 func WithLDAP(src auth.Source) Option { return func(s *Server) { s.ldap = src } }
 
+// WithHealthLoop runs the checks of /readyz every interval while the
+// server runs (the first right after Start) and calls report with the
+// result: nil when healthy. systemd's watchdog is fed from it, so that a
+// wedged server is restarted. report must not block for long.
+func WithHealthLoop(every time.Duration, report func(error)) Option {
+	return func(s *Server) { s.healthEvery, s.healthReport = every, report }
+}
+
 // Server is one wharf instance.
 type Server struct {
 	cfg      *config.Config
@@ -96,6 +104,9 @@ type Server struct {
 	blobCopy string
 	metrics  *metrics.Metrics
 	now      func() time.Time
+
+	healthEvery  time.Duration // 0: no health loop
+	healthReport func(error)
 
 	mu         sync.Mutex
 	state      State
@@ -302,6 +313,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.life.Run(lctx, lifecycleInterval)
 	}()
 	s.state, s.started, s.lastErr = StateRunning, s.now(), nil
+	if s.healthEvery > 0 && s.healthReport != nil {
+		s.bg.Add(1)
+		// Healthy takes s.mu, which Start holds: the loop's first check
+		// waits for Start to return.
+		go s.healthLoop(s.stop)
+	}
 	if ops != nil {
 		s.log.Info("serving /metrics on its own address", "metrics_addr", ops.addr)
 	}

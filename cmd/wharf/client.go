@@ -38,7 +38,13 @@ func serverClient(urlFlag, cfgPath string) (string, *http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch cfg.TLS.Mode {
 	case config.TLSSelfSigned:
-		pem, err := os.ReadFile(certs.SelfSignedCAPath(cfg.DataDir))
+		// `wharf serve` puts $WHARF_DATA_DIR before the config's data_dir;
+		// so must its clients, or a unit that sets it finds no CA.
+		dir := cfg.DataDir
+		if d := defaultDataDir(); d != "" {
+			dir = d
+		}
+		pem, err := os.ReadFile(certs.SelfSignedCAPath(dir))
 		if err != nil {
 			return "", nil, fmt.Errorf("reading the server's CA (has it started once?): %w", err)
 		}

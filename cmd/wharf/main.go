@@ -12,39 +12,80 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/internal/sdnotify"
 	"github.com/wharf-registry/wharf/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `wharf — a private container registry and Docker Hub cache in one binary.
+// command is one line of the command table: dispatch, the usage text and
+// the shell completion scripts are all made from it.
+type command struct {
+	name     string
+	synopsis string // after "wharf ", in the usage text
+	summary  string
+	// subs are the words completed after name; each sub has flags of its
+	// own (read from `wharf NAME SUB --help`).
+	subs    []string
+	aliases []string
+	// noFlags: --help is not asked for flags (it has none, or would act).
+	noFlags bool
+	// fileArgs: positional arguments are files (completed as such).
+	fileArgs bool
+	run      func(args []string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]   run the registry
-  wharf config check FILE                                          validate a config and print it (secrets masked)
-  wharf fsck [--data-dir DIR] [--repair]                           verify every stored blob against its digest
-  wharf status [--url URL] [--json]                                summarise a running server: cache, upstreams, storage
-  wharf cache stats|ls|evict|pin|unpin                             inspect and manage the cache of a running server
-  wharf gc [--dry-run] [--grace 1h]                                free hosted blobs no manifest references (server keeps running)
-  wharf warm IMAGE... [--platform linux/amd64]                     fetch images into the cache ahead of need
-  wharf user add|rm|ls NAME [--htpasswd FILE]                     manage the users of the htpasswd file
-  wharf tls ca [--host HOST:PORT]                                  where clients want the self-signed CA, and the commands to put it there
-  wharf setup docker|containerd|podman [--apply]                   point a client at wharf, and prove it pulls through it
-  wharf version                                                    print the version
+// commands is a function, not a variable: completion reads the table and
+// is in it.
+func commands() []command {
+	return []command{
+		{name: "serve", synopsis: "serve [--config FILE] [--listen ADDR] [--data-dir DIR]", summary: "run the registry",
+			run: func(args []string, _, stderr io.Writer) error { return cmdServe(args, stderr) }},
+		{name: "config", synopsis: "config check FILE", summary: "validate a config and print it (secrets masked)", subs: []string{"check"}, fileArgs: true, run: cmdConfig},
+		{name: "fsck", synopsis: "fsck [--data-dir DIR] [--repair]", summary: "verify every stored blob against its digest", run: cmdFsck},
+		{name: "status", synopsis: "status [--url URL] [--json]", summary: "summarise a running server: cache, upstreams, storage", run: cmdStatus},
+		{name: "healthcheck", synopsis: "healthcheck [--url URL] [--config FILE]", summary: "exit 0 if a running server is ready, else 1 and why (HEALTHCHECK)", run: cmdHealthcheck},
+		{name: "cache", synopsis: "cache stats|ls|evict|pin|unpin", summary: "inspect and manage the cache of a running server", subs: []string{"stats", "ls", "evict", "pin", "unpin"}, run: cmdCache},
+		{name: "gc", synopsis: "gc [--dry-run] [--grace 1h]", summary: "free hosted blobs no manifest references (server keeps running)", run: cmdGC},
+		{name: "warm", synopsis: "warm IMAGE... [--platform linux/amd64]", summary: "fetch images into the cache ahead of need", run: cmdWarm},
+		{name: "user", synopsis: "user add|rm|ls NAME [--htpasswd FILE]", summary: "manage the users of the htpasswd file", subs: []string{"add", "rm", "ls"}, run: cmdUser},
+		{name: "tls", synopsis: "tls ca [--host HOST:PORT]", summary: "where clients want the self-signed CA, and the commands to put it there", subs: []string{"ca"}, run: cmdTLS},
+		{name: "setup", synopsis: "setup docker|containerd|podman [--apply]", summary: "point a client at wharf, and prove it pulls through it", subs: []string{"docker", "containerd", "podman"}, run: cmdSetup},
+		{name: "completion", synopsis: "completion bash|zsh", summary: "print a shell completion script", subs: []string{"bash", "zsh"}, noFlags: true, run: cmdCompletion},
+		{name: "version", synopsis: "version", summary: "print the version", aliases: []string{"--version", "-v"}, noFlags: true,
+			run: func(_ []string, stdout, _ io.Writer) error {
+				_, err := fmt.Fprintf(stdout, "wharf %s\n", version)
+				return err
+			}},
+		{name: "help", synopsis: "help", summary: "print this text", aliases: []string{"-h", "--help"}, noFlags: true,
+			run: func(_ []string, stdout, _ io.Writer) error { _, err := fmt.Fprint(stdout, usage()); return err }},
+	}
+}
 
+// usage is `wharf help`; packages install it as /usr/share/doc/wharf.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("wharf — a private container registry and Docker Hub cache in one binary.\n\nUsage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-62s %s\n", "wharf "+c.synopsis, c.summary)
+	}
+	b.WriteString(`
 Run 'wharf COMMAND --help' for the flags of a command.
 
 With no config file, 'wharf serve' listens on :5000, keeps its data in
 $WHARF_DATA_DIR (or ./data), caches Docker Hub for every name (use it as
 Docker's registry-mirrors entry) and accepts pushes under local/:
   docker tag alpine localhost:5000/local/alpine && docker push localhost:5000/local/alpine
-`
+`)
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -52,39 +93,21 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = cmdServe(args[1:], stderr)
-	case "config":
-		err = cmdConfig(args[1:], stdout, stderr)
-	case "fsck":
-		err = cmdFsck(args[1:], stdout, stderr)
-	case "status":
-		err = cmdStatus(args[1:], stdout, stderr)
-	case "cache":
-		err = cmdCache(args[1:], stdout, stderr)
-	case "gc":
-		err = cmdGC(args[1:], stdout, stderr)
-	case "warm":
-		err = cmdWarm(args[1:], stdout, stderr)
-	case "user":
-		err = cmdUser(args[1:], stdout, stderr)
-	case "tls":
-		err = cmdTLS(args[1:], stdout, stderr)
-	case "setup":
-		err = cmdSetup(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "wharf %s\n", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage)
+	var found *command
+	for _, c := range commands() {
+		if c.name == args[0] || slices.Contains(c.aliases, args[0]) {
+			found = &c
+			break
+		}
+	}
+	if found == nil {
+		fmt.Fprintf(stderr, "wharf: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
+	err := found.run(args[1:], stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -146,7 +169,7 @@ func defaultDataDir() string {
 }
 
 func cmdServe(args []string, stderr io.Writer) error {
-	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.\nSIGHUP (systemctl reload wharf) reads --config again and applies the auth\nsection at once (users file, LDAP, rules, admins); other changes are named\nin the log and apply at the next start.", stderr)
+	fs := newFlags("serve", "wharf serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n\nRuns the registry until SIGINT or SIGTERM, then drains in-flight requests.\nSIGHUP (systemctl reload wharf) reads --config again and applies the auth\nsection at once (users file, LDAP, rules, admins); other changes are named\nin the log and apply at the next start.\n\nUnder systemd (Type=notify, packaging/systemd/wharf.service) it sends READY=1\nonce the index is reconciled and the listeners accept connections, and with\nWatchdogSec= a watchdog ping at half that interval while the /readyz checks\npass.", stderr)
 	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "YAML config `file` (env WHARF_CONFIG); none: the embedded default (listen :5000, a Docker Hub cache for every name, pushes under local/)")
 	listen := fs.String("listen", "", "listen `address`, overriding the config (e.g. :5000, 127.0.0.1:5000)")
 	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` for blobs and the index, overriding the config (env WHARF_DATA_DIR; default ./data)")
@@ -182,7 +205,19 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if *cfgPath == "" {
 		log.Info("no config file given; using the embedded default", "listen", cfg.Listen, "data_dir", cfg.DataDir)
 	}
-	srv, err := server.New(cfg, server.WithLogger(log), server.WithVersion(version))
+	// Under systemd (Type=notify), say when wharf is ready, reloading and
+	// stopping, and feed WatchdogSec= from the server's health loop.
+	notify, err := sdnotify.New(os.Getenv)
+	if err != nil {
+		log.Warn("systemd notification disabled", "err", err)
+	}
+	opts := []server.Option{server.WithLogger(log), server.WithVersion(version)}
+	if every, err := sdnotify.WatchdogInterval(os.Getenv, os.Getpid()); err != nil {
+		log.Warn("systemd watchdog disabled", "err", err)
+	} else if every > 0 && notify.Enabled() {
+		opts = append(opts, server.WithHealthLoop(every/2, watchdogFeeder(notify, log)))
+	}
+	srv, err := server.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -190,6 +225,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer stop()
 	if err := srv.Start(ctx); err != nil {
 		return err
+	}
+	// Start returns once the index is reconciled and the listeners
+	// accept connections: only then may systemd start what depends on us.
+	readyStatus := "listening on " + srv.Addr()
+	if err := notify.Ready(readyStatus); err != nil {
+		log.Warn("telling systemd wharf is ready", "err", err)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -220,16 +261,45 @@ func cmdServe(args []string, stderr io.Writer) error {
 		select {
 		case <-hup:
 			log.Info("SIGHUP: reloading the config", "file", *cfgPath)
+			notify.Reloading()
 			reload()
+			notify.Ready(readyStatus)
 		case <-ctx.Done():
 			done = true
 		}
 	}
 	stop()
+	notify.Stopping()
 	log.Info("shutting down; waiting up to 30s for in-flight requests (signal again to force)")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// watchdogFeeder pings systemd's watchdog each time the health loop finds
+// the server healthy, and only then: a server whose index or data dir
+// fails (or whose check hangs) stops pinging and is restarted after
+// WatchdogSec. Changes of health are logged and shown in systemctl status.
+func watchdogFeeder(n *sdnotify.Notifier, log *slog.Logger) func(error) {
+	var last error
+	healthy := true
+	return func(err error) {
+		switch {
+		case err == nil:
+			if !healthy {
+				log.Info("healthy again; pinging the systemd watchdog")
+				n.Status("healthy again")
+			}
+			healthy, last = true, nil
+			if werr := n.Watchdog(); werr != nil {
+				log.Warn("pinging the systemd watchdog", "err", werr)
+			}
+		case healthy || last == nil || err.Error() != last.Error():
+			log.Error("unhealthy; not pinging the systemd watchdog, which restarts wharf if this lasts", "err", err)
+			n.Status("unhealthy: " + err.Error())
+			healthy, last = false, err
+		}
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -15,7 +15,7 @@ func runCmd(args ...string) (int, string, string) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"help"}, {"serve", "--help"}, {"fsck", "--help"}, {"config", "--help"}, {"config", "check", "--help"}, {"status", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"serve", "--help"}, {"fsck", "--help"}, {"config", "--help"}, {"config", "check", "--help"}, {"status", "--help"}, {"healthcheck", "--help"}, {"completion", "--help"}, {"cache", "--help"}, {"setup", "--help"}} {
 		code, out, errOut := runCmd(args...)
 		if code != 0 {
 			t.Errorf("%v: exit %d", args, code)
