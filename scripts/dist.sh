@@ -96,8 +96,8 @@ stage_server() {
 	cp packaging/compose.yaml "$s/extra/"
 	cp -r packaging/deb packaging/rpm "$s/"
 	cp README.md docs/install.md "$s/"
-	"$BIN" completion bash >"$s/completion.bash" 2>/dev/null || { log "TEMP: no completion command yet"; : >"$s/completion.bash"; }
-	"$BIN" completion zsh >"$s/completion.zsh" 2>/dev/null || : >"$s/completion.zsh"
+	"$BIN" completion bash >"$s/completion.bash"
+	"$BIN" completion zsh >"$s/completion.zsh"
 	"$BIN" help >"$s/wharf-help.txt"
 	man_page | gzip -9n >"$s/wharf.1.gz"
 	cat >"$s/copyright" <<-COPYRIGHT
