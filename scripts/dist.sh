@@ -46,7 +46,7 @@ tool() {
 
 pkgver() {
 	local v=${1#v}
-	if [[ $v =~ ^[0-9] ]]; then
+	if [[ $v =~ ^[0-9]+\.[0-9] ]]; then
 		echo "${v//-/+}" | sed 's/+/./2g'
 	else
 		echo "0.0.0+git.${v//-/.}"
