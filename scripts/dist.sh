@@ -147,11 +147,14 @@ if want desktop; then
 	mkdir -p "$d"
 	tar -xJf cmd/wharf-desktop/wharf-desktop.tar.xz -C "$d"
 	rm -f cmd/wharf-desktop/wharf-desktop.tar.xz
-	# Replace fyne's generated entry and single icon with ours: the
+	# fyne package bumps Build in FyneApp.toml on every run; keep the tree clean.
+	git checkout -q -- cmd/wharf-desktop/FyneApp.toml 2>/dev/null || true
+	# Add ours: the
 	# validated .desktop file, the hicolor icon set, AppStream metainfo and
 	# the polkit action `wharf setup … --apply` runs under.
-	rm -rf "$d"/usr/local/share/applications/* "$d"/usr/local/share/pixmaps
-	share=$d/usr/local/share
+	# fyne's Makefile (make install) installs its own entry and pixmap, so
+	# they stay; ours go beside them in the same tree.
+	share=$d/wharf-desktop/usr/local/share
 	mkdir -p "$share/applications" "$share/metainfo" "$share/polkit-1/actions" "$share/icons/hicolor/scalable/apps"
 	cp packaging/desktop/wharf-desktop.desktop "$share/applications/"
 	sed -e "s/@VERSION@/$PKGVER/" -e "s/@DATE@/$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)/" \
