@@ -16,7 +16,7 @@ export GOFLAGS := -buildvcs=false
 FUZZ_TARGETS := ./oci:FuzzParseDigest ./oci:FuzzValidateName ./oci:FuzzParseRange \
                 ./oci:FuzzParseContentRange ./oci:FuzzParseManifest ./registry:FuzzParseRoute
 
-.PHONY: all build desktop screenshots run test test-loaded test-run unit e2e deps lint fuzz fuzz-short bench stress clean
+.PHONY: all build dist desktop screenshots run test test-loaded test-run unit e2e deps lint fuzz fuzz-short bench stress clean
 
 all: build
 
@@ -66,6 +66,13 @@ test-run: lint
 deps:
 	bash scripts/test-deps.sh
 
+## dist: release artefacts into dist/ (scripts/dist.sh): static wharf, .deb,
+## .rpm (nfpm), the FROM scratch image tarball, the wharf-desktop bundle
+## (fyne package, cgo: minutes the first time) and SHA256SUMS. `make test`
+## tests the .deb, .rpm and image (e2e/dist_*_test.go), not the desktop bundle.
+dist:
+	GO=$(GO) VERSION=$(VERSION) bash scripts/dist.sh
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -98,4 +105,4 @@ bench:
 	$(GO) test -run '^$$' -bench . ./cache/index/ ./server/
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

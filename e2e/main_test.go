@@ -12,6 +12,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	harness.CleanupBuild()
+	cleanupDist()
 	os.Exit(code)
 }
 

@@ -37,6 +37,13 @@ DEB_PACKAGES=(
 	xvfb             # /usr/bin/Xvfb: the display `make screenshots` runs wharf-desktop on
 	imagemagick      # /usr/bin/import: screenshots of the Xvfb root window; `compare` for checks
 	xdotool          # /usr/bin/xdotool: clicks the desktop app's tabs under Xvfb
+	# The release packages (scripts/dist.sh, e2e/dist_*_test.go):
+	lintian            # /usr/bin/lintian: the .deb is lintian clean
+	rpm                # /usr/bin/rpm: queries the .rpm's files, flags and scriptlets
+	debootstrap        # the Debian root the .deb is installed into (scripts/dist-chroot.sh)
+	desktop-file-utils # /usr/bin/desktop-file-validate
+	appstream          # /usr/bin/appstreamcli validate of the metainfo
+	librsvg2-bin       # /usr/bin/rsvg-convert: renders the icon PNGs from wharf.svg
 	zsh              # /usr/bin/zsh: runs the zsh script of `wharf completion zsh`
 	systemd          # /usr/bin/systemd-analyze: verify and security of packaging/systemd/wharf.service (no systemd needs to run)
 )
@@ -113,3 +120,5 @@ install_go_tools() {
 
 install_debs
 install_go_tools
+# The Debian root for the .deb test, bootstrapped once into .cache/debroot.
+bash "$ROOT/scripts/dist-chroot.sh"
