@@ -39,7 +39,7 @@ tool() {
 		[ "$("$GO" version -m "$TOOLBIN/$bin" 2>/dev/null | awk '$1=="mod"{print $2"@"$3}')" != "${mod%%/cmd/*}@${mod##*@}" ]; then
 		mkdir -p "$TOOLBIN"
 		GOBIN="$TOOLBIN" GOFLAGS=-buildvcs=false "$GO" install "$mod"
-		log "installed $bin ($mod)"
+		log "installed $bin ($mod)" >&2 # stdout is the path
 	fi
 	echo "$TOOLBIN/$bin"
 }
