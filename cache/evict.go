@@ -41,7 +41,7 @@ type ProxyBudget struct {
 // within the budget. One Lifecycle serves every proxy of a server.
 type Lifecycle struct {
 	idx     *index.Index
-	store   *storage.Store
+	store   storage.BlobStore
 	budget  Budget
 	log     *slog.Logger
 	m       *metrics.Metrics
@@ -69,7 +69,7 @@ type touch struct {
 // LifecycleOptions configure NewLifecycle.
 type LifecycleOptions struct {
 	Index   *index.Index
-	Store   *storage.Store
+	Store   storage.BlobStore
 	Budget  Budget
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics

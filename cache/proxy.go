@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,11 +30,22 @@ type Upstream interface {
 	Tags(ctx context.Context, repo string, n int, last string) ([]string, string, error)
 }
 
+// Store is the blob store a proxy fills: any storage.BlobStore, plus the
+// filesystem's streaming writer, which a fill reads behind as it writes
+// (O_DIRECT, HashAside). The writer becomes a capability of BlobStore
+// with a second blob backend (issue #13).
+type Store interface {
+	storage.BlobStore
+	NewWriter(alg string) (*storage.Writer, error)
+}
+
+var _ Store = (*storage.Store)(nil)
+
 // Options configure a Proxy.
 type Options struct {
 	Name     string // the proxy's name; cached repositories live under it
 	Upstream Upstream
-	Store    *storage.Store
+	Store    Store
 	Index    *index.Index
 	// TagTTL is how long a tag → digest answer is trusted before it is
 	// revalidated with a HEAD upstream.
@@ -148,7 +158,7 @@ type Blob struct {
 	Digest oci.Digest
 	Size   int64 // -1 when unknown (the upstream sent no length)
 	Source Source
-	File   *os.File // a hit: serve from here (caller closes via Close)
+	File   storage.Blob // a hit: serve from here (caller closes via Close)
 	fill   *fill
 	proxy  *Proxy
 }

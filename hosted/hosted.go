@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -20,9 +19,22 @@ import (
 	"github.com/wharf-registry/wharf/storage"
 )
 
+// Store is the blob store pushes land in: any storage.BlobStore, plus
+// the filesystem's resumable upload sessions, which become a capability
+// of BlobStore with a second blob backend (issue #13).
+type Store interface {
+	storage.BlobStore
+	CreateUpload(id string) (*storage.Upload, error)
+	ResumeUpload(id string) (*storage.Upload, error)
+	RemoveUpload(id string) error
+	UploadIDs() ([]string, error)
+}
+
+var _ Store = (*storage.Store)(nil)
+
 // Service is the hosted-repository logic over a blob store and the index.
 type Service struct {
-	store *storage.Store
+	store Store
 	idx   *index.Index
 	log   *slog.Logger
 	now   func() time.Time
@@ -34,7 +46,7 @@ type Service struct {
 }
 
 // New makes a Service.
-func New(store *storage.Store, idx *index.Index, log *slog.Logger) *Service {
+func New(store Store, idx *index.Index, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -72,7 +84,7 @@ func (s *Service) StatBlob(ctx context.Context, repo string, d oci.Digest) (Blob
 }
 
 // OpenBlob opens a blob visible in repo for streaming.
-func (s *Service) OpenBlob(ctx context.Context, repo string, d oci.Digest) (*os.File, BlobInfo, error) {
+func (s *Service) OpenBlob(ctx context.Context, repo string, d oci.Digest) (storage.Blob, BlobInfo, error) {
 	info, err := s.StatBlob(ctx, repo, d)
 	if err != nil {
 		return nil, BlobInfo{}, err

@@ -3,7 +3,6 @@ package registry
 import (
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 
 	"github.com/wharf-registry/wharf/hosted"
@@ -48,7 +47,7 @@ func blobHeaders(w http.ResponseWriter, info hosted.BlobInfo) {
 }
 
 // serveFile writes a stored blob, honouring a single Range.
-func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, info hosted.BlobInfo) (int64, error) {
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, info hosted.BlobInfo) (int64, error) {
 	blobHeaders(w, info)
 	start, length := int64(0), info.Size
 	status := http.StatusOK
@@ -72,8 +71,10 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, 
 	return h.copyBlob(w, f, length)
 }
 
-// copyBlob streams n bytes of f to w.
-func (h *Handler) copyBlob(w http.ResponseWriter, f *os.File, n int64) (int64, error) {
+// copyBlob streams n bytes of f to w. With "sendfile", io.Copy finds an
+// *os.File under the interface (a filesystem blob) and uses sendfile;
+// other readers are copied through a buffer.
+func (h *Handler) copyBlob(w http.ResponseWriter, f io.Reader, n int64) (int64, error) {
 	if h.o.BlobCopy == "sendfile" {
 		return io.Copy(w, io.LimitReader(f, n))
 	}

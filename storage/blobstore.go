@@ -25,13 +25,16 @@ import (
 //   - HoldBlob and TryCollectBlob keep a write of a digest apart from a
 //     collection (GC, eviction) of the same digest within one process.
 //
-// Reading a blob and the streaming writer still go through *Store (its
-// *os.File for sendfile, O_DIRECT and HashAside); they join this
+// The streaming writer of cache fills (NewWriter: O_DIRECT, HashAside,
+// readers that follow the file while it is written), uploads, fsck's
+// Quarantine and BlobPath still go through *Store; they join this
 // interface, with those fast paths as optional capabilities, in the next
 // step of issue #13.
 type BlobStore interface {
 	// Stat returns a committed blob's size.
 	Stat(d oci.Digest) (int64, error)
+	// Open opens a committed blob for reading and returns its size.
+	Open(d oci.Digest) (Blob, int64, error)
 	// Put streams r in as the blob d; size < 0 means unknown. It returns
 	// the number of bytes read from r. Writing an existing blob again is
 	// not an error.
@@ -55,6 +58,15 @@ type BlobStore interface {
 	// CleanTemp removes what unfinished writes left behind; called at
 	// start, before any writer of this process exists.
 	CleanTemp() (removed int, err error)
+}
+
+// Blob is an open committed blob: read it in sequence, seek for a range,
+// or read at offsets. The filesystem's Blob is an *os.File; callers that
+// want sendfile or O_DIRECT find it by a checked type assertion (io.Copy
+// to a socket already does) and fall back to plain reads.
+type Blob interface {
+	io.ReadSeekCloser
+	io.ReaderAt
 }
 
 var _ BlobStore = (*Store)(nil)

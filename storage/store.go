@@ -69,8 +69,9 @@ func (s *Store) Stat(d oci.Digest) (int64, error) {
 	return fi.Size(), nil
 }
 
-// Open opens a committed blob for reading.
-func (s *Store) Open(d oci.Digest) (*os.File, int64, error) {
+// Open opens a committed blob for reading. The Blob is an *os.File, so
+// io.Copy to a socket uses sendfile and a fill reader can use O_DIRECT.
+func (s *Store) Open(d oci.Digest) (Blob, int64, error) {
 	f, err := os.Open(s.path(d))
 	if err != nil {
 		return nil, 0, notFound("open", d, err)

@@ -26,7 +26,7 @@ type ReconcileReport struct {
 // whose file vanished are dropped (with their manifests and links, so no
 // manifest is served whose bytes are gone), and verified files the index
 // lost are recorded again (unlinked: a client pushing them again links them).
-func Reconcile(ctx context.Context, x *Index, s *storage.Store) (ReconcileReport, error) {
+func Reconcile(ctx context.Context, x *Index, s storage.BlobStore) (ReconcileReport, error) {
 	var rep ReconcileReport
 	n, err := s.CleanTemp()
 	if err != nil {
@@ -128,11 +128,21 @@ type FsckReport struct {
 	Repaired int
 }
 
+// FsckStore is a blob store fsck can repair: it names a blob's location
+// in its messages and moves corrupt blobs aside rather than deleting them.
+type FsckStore interface {
+	storage.BlobStore
+	BlobPath(d oci.Digest) string
+	Quarantine(path string) error
+}
+
+var _ FsckStore = (*storage.Store)(nil)
+
 // Fsck re-hashes every blob file and compares it with its name and its
 // index record. With repair, corrupt files are moved to quarantine/ and
 // their records dropped (Reconcile then cleans the manifests using them).
 // progress, when set, is called after each blob with bytes checked so far.
-func Fsck(ctx context.Context, x *Index, s *storage.Store, repair bool, progress func(done, total int64)) (FsckReport, error) {
+func Fsck(ctx context.Context, x *Index, s FsckStore, repair bool, progress func(done, total int64)) (FsckReport, error) {
 	var rep FsckReport
 	type blob struct {
 		d    oci.Digest

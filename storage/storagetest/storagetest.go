@@ -21,6 +21,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.BlobStore) {
 		fn   func(t *testing.T, s storage.BlobStore)
 	}{
 		{"PutThenStatVerifyWalk", putThenStat},
+		{"OpenReadsAll", openReadsAll},
+		{"OpenRanges", openRanges},
 		{"PutUnknownSize", putUnknownSize},
 		{"PutLarge", putLarge},
 		{"PutTwice", putTwice},
@@ -80,6 +82,12 @@ func mustBeAbsent(t *testing.T, s storage.BlobStore, d oci.Digest) {
 	if _, err := s.Stat(d); !errors.Is(err, oci.ErrBlobUnknown) {
 		t.Errorf("Stat %s = %v, want ErrBlobUnknown", d, err)
 	}
+	if f, _, err := s.Open(d); !errors.Is(err, oci.ErrBlobUnknown) {
+		if err == nil {
+			f.Close()
+		}
+		t.Errorf("Open %s = %v, want ErrBlobUnknown", d, err)
+	}
 	if _, err := s.Verify(d); !errors.Is(err, oci.ErrBlobUnknown) {
 		t.Errorf("Verify %s = %v, want ErrBlobUnknown", d, err)
 	}
@@ -99,6 +107,60 @@ func putThenStat(t *testing.T, s storage.BlobStore) {
 	}
 	if got := listed(t, s); len(got) != 1 || got[d] != int64(len(b)) {
 		t.Fatalf("Walk = %v, want only %s (%d bytes)", got, d, len(b))
+	}
+}
+
+func openReadsAll(t *testing.T, s storage.BlobStore) {
+	b := content("read", 5<<20+7)
+	d := put(t, s, b)
+	f, size, err := s.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if size != int64(len(b)) {
+		t.Fatalf("Open size = %d, want %d", size, len(b))
+	}
+	got, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, b) {
+		t.Fatalf("read %d bytes that differ from the %d written", len(got), len(b))
+	}
+}
+
+// openRanges reads parts of a blob the way a ranged GET and a resumed
+// fill do: Seek then Read, and ReadAt.
+func openRanges(t *testing.T, s storage.BlobStore) {
+	b := content("ranges", 100_000)
+	d := put(t, s, b)
+	f, _, err := s.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, r := range []struct{ off, n int64 }{{0, 1}, {1, 10}, {65535, 2}, {99_990, 10}, {50_000, 50_000}} {
+		if _, err := f.Seek(r.off, io.SeekStart); err != nil {
+			t.Fatalf("Seek %d: %v", r.off, err)
+		}
+		got := make([]byte, r.n)
+		if _, err := io.ReadFull(f, got); err != nil {
+			t.Fatalf("Read %d bytes at %d: %v", r.n, r.off, err)
+		}
+		if !bytes.Equal(got, b[r.off:r.off+r.n]) {
+			t.Fatalf("Seek+Read of %d bytes at %d returned other bytes", r.n, r.off)
+		}
+		clear(got)
+		if _, err := f.ReadAt(got, r.off); err != nil && !(err == io.EOF && r.off+r.n == int64(len(b))) {
+			t.Fatalf("ReadAt %d bytes at %d: %v", r.n, r.off, err)
+		}
+		if !bytes.Equal(got, b[r.off:r.off+r.n]) {
+			t.Fatalf("ReadAt of %d bytes at %d returned other bytes", r.n, r.off)
+		}
+	}
+	if n, err := f.ReadAt(make([]byte, 10), int64(len(b))); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt at the end = %d, %v; want 0, EOF", n, err)
 	}
 }
 
