@@ -40,7 +40,7 @@ type ProxyBudget struct {
 // from eviction, and evicts least-recently-used proxied content to stay
 // within the budget. One Lifecycle serves every proxy of a server.
 type Lifecycle struct {
-	idx     *index.Index
+	idx     index.Index
 	store   storage.BlobStore
 	budget  Budget
 	log     *slog.Logger
@@ -68,7 +68,7 @@ type touch struct {
 
 // LifecycleOptions configure NewLifecycle.
 type LifecycleOptions struct {
-	Index   *index.Index
+	Index   index.Index
 	Store   storage.BlobStore
 	Budget  Budget
 	Logger  *slog.Logger
@@ -216,7 +216,7 @@ func (l *Lifecycle) Flush(ctx context.Context) error {
 		n := min(len(items), 500)
 		chunk := items[:n]
 		items = items[n:]
-		err := l.idx.Update(ctx, func(tx *index.Txn) error {
+		err := l.idx.Update(ctx, func(tx index.Txn) error {
 			for _, it := range chunk {
 				if err := tx.Touch(it.d, it.t.last, it.t.hits); err != nil {
 					return err
@@ -274,7 +274,7 @@ type EvictReport struct {
 // ProxiedUsage is the bytes and count of all proxied content.
 func (l *Lifecycle) ProxiedUsage() (index.Usage, error) {
 	var total index.Usage
-	err := l.idx.View(func(tx *index.Txn) error {
+	err := l.idx.View(func(tx index.Txn) error {
 		all, err := tx.Usages()
 		for origin, u := range all {
 			if (index.BlobRecord{Origin: origin}).Evictable() {
@@ -379,7 +379,7 @@ func (l *Lifecycle) evict(ctx context.Context, reason string, before time.Time, 
 // originUsage is one proxy's usage.
 func (l *Lifecycle) originUsage(origin string) (index.Usage, error) {
 	var u index.Usage
-	err := l.idx.View(func(tx *index.Txn) error {
+	err := l.idx.View(func(tx index.Txn) error {
 		all, err := tx.Usages()
 		u = all[origin]
 		return err
@@ -425,7 +425,7 @@ func (l *Lifecycle) evictProxy(ctx context.Context, origin, reason string, befor
 		}
 		cands = cands[:0]
 		var want int64
-		err := l.idx.View(func(tx *index.Txn) error {
+		err := l.idx.View(func(tx index.Txn) error {
 			return tx.EachLeastRecentAfter(&cursor, before, func(e index.LRUEntry) (bool, error) {
 				if l.busy(e.Digest) || (origin != "" && e.Known() && e.Origin != origin) {
 					return true, nil

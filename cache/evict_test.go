@@ -17,7 +17,7 @@ var evictEpoch = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
 type evictFixture struct {
 	l     *Lifecycle
-	x     *index.Index
+	x     index.Index
 	store *storage.Store
 	ds    []oci.Digest
 }
@@ -44,7 +44,7 @@ func newEvictFixture(t *testing.T, n int) *evictFixture {
 		if _, err := st.Put(context.Background(), d, int64(len(body)), bytes.NewReader(body)); err != nil {
 			t.Fatal(err)
 		}
-		err := x.Update(context.Background(), func(tx *index.Txn) error {
+		err := x.Update(context.Background(), func(tx index.Txn) error {
 			if err := tx.PutBlob(index.BlobRecord{Digest: d, Size: int64(len(body)), Created: evictEpoch,
 				LastAccess: evictEpoch.Add(time.Duration(i) * time.Minute), Origin: "hub"}); err != nil {
 				return err
@@ -64,7 +64,7 @@ func newEvictFixture(t *testing.T, n int) *evictFixture {
 func (f *evictFixture) present(t *testing.T, d oci.Digest) bool {
 	t.Helper()
 	var recErr error
-	f.x.View(func(tx *index.Txn) error { _, recErr = tx.Blob(d); return nil })
+	f.x.View(func(tx index.Txn) error { _, recErr = tx.Blob(d); return nil })
 	_, statErr := f.store.Stat(d)
 	switch {
 	case recErr == nil && statErr != nil:
@@ -85,7 +85,7 @@ func (f *evictFixture) present(t *testing.T, d oci.Digest) bool {
 func TestEvictKeepsWhatItMust(t *testing.T) {
 	f := newEvictFixture(t, 12)
 	ctx := context.Background()
-	err := f.x.Update(ctx, func(tx *index.Txn) error {
+	err := f.x.Update(ctx, func(tx index.Txn) error {
 		if err := tx.Pin(f.ds[1], "hub/library/x:1"); err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func TestEvictFreesWhatIsAsked(t *testing.T) {
 func TestEvictOne(t *testing.T) {
 	f := newEvictFixture(t, 4)
 	ctx := context.Background()
-	if err := f.x.Update(ctx, func(tx *index.Txn) error { return tx.Pin(f.ds[0], "r") }); err != nil {
+	if err := f.x.Update(ctx, func(tx index.Txn) error { return tx.Pin(f.ds[0], "r") }); err != nil {
 		t.Fatal(err)
 	}
 	f.l.acquire(f.ds[1])

@@ -221,7 +221,7 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	// cancelling the fill (Update gives up on a conflict retry once ctx
 	// ends), or the file stays unindexed, and after a clean stop nothing
 	// reconciles it.
-	err = p.o.Index.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
+	err = p.o.Index.Update(context.WithoutCancel(ctx), func(tx index.Txn) error {
 		if _, err := tx.Blob(f.digest); errors.Is(err, index.ErrNotFound) {
 			if err := tx.PutBlob(index.BlobRecord{Digest: f.digest, Size: w.Size(), Created: now, LastAccess: now, Origin: p.o.Name}); err != nil {
 				return err

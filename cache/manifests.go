@@ -288,7 +288,7 @@ func (p *Proxy) fetchManifest(ctx context.Context, repo, canon string, ref oci.R
 	}
 	now := p.o.Now()
 	// The bytes are stored: record them even if ctx ends now (see download).
-	err = p.o.Index.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
+	err = p.o.Index.Update(context.WithoutCancel(ctx), func(tx index.Txn) error {
 		if _, err := tx.Blob(d); errors.Is(err, index.ErrNotFound) {
 			if err := tx.PutBlob(index.BlobRecord{Digest: d, Size: int64(len(body)), MediaType: mt, Created: now, LastAccess: now, Origin: p.o.Name}); err != nil {
 				return err
@@ -359,7 +359,7 @@ func (p *Proxy) readTag(canon, tag string) (oci.Digest, time.Time, *index.Manife
 	var d oci.Digest
 	var checked time.Time
 	var rec *index.ManifestRecord
-	err := p.o.Index.View(func(tx *index.Txn) error {
+	err := p.o.Index.View(func(tx index.Txn) error {
 		var err error
 		d, err = tx.Tag(canon, tag)
 		if errors.Is(err, index.ErrNotFound) {
@@ -387,7 +387,7 @@ func (p *Proxy) readTag(canon, tag string) (oci.Digest, time.Time, *index.Manife
 func (p *Proxy) recordTag(ctx context.Context, canon, tag string, d oci.Digest) error {
 	now := p.o.Now()
 	defer p.tagMemo.invalidate(canon, tag)
-	return p.o.Index.Update(ctx, func(tx *index.Txn) error {
+	return p.o.Index.Update(ctx, func(tx index.Txn) error {
 		if err := tx.SetTag(canon, tag, d); err != nil {
 			return err
 		}
@@ -400,7 +400,7 @@ func (p *Proxy) recordTag(ctx context.Context, canon, tag string, d oci.Digest) 
 func (p *Proxy) cachedManifest(canon string, d oci.Digest, accept []string, head bool) (Manifest, bool, error) {
 	var rec index.ManifestRecord
 	found := false
-	err := p.o.Index.View(func(tx *index.Txn) error {
+	err := p.o.Index.View(func(tx index.Txn) error {
 		var err error
 		rec, err = tx.Manifest(canon, d)
 		if errors.Is(err, index.ErrNotFound) {

@@ -33,7 +33,7 @@ func (r PinRule) matches(canon, tag string, d oci.Digest) bool {
 // pinFor pins d and everything it references when a rule covers
 // canon:tag, or when d itself is already pinned (a child manifest of a
 // pinned index, fetched later).
-func pinFor(tx *index.Txn, rules []PinRule, canon, tag string, d oci.Digest, m *oci.Manifest) error {
+func pinFor(tx index.Txn, rules []PinRule, canon, tag string, d oci.Digest, m *oci.Manifest) error {
 	var matched []string
 	for _, r := range rules {
 		if r.matches(canon, tag, d) {
@@ -68,7 +68,7 @@ func (l *Lifecycle) PinCached(ctx context.Context, canon string, ref oci.Referen
 	if err != nil {
 		return 0, err
 	}
-	err = l.idx.Update(ctx, func(tx *index.Txn) error {
+	err = l.idx.Update(ctx, func(tx index.Txn) error {
 		for d := range seen {
 			var err error
 			if pin {
@@ -114,7 +114,7 @@ func (l *Lifecycle) EvictImage(ctx context.Context, canon string, ref oci.Refere
 // recursively, every child manifest, config and layer.
 func (l *Lifecycle) closure(canon string, ref oci.Reference) (map[oci.Digest]bool, error) {
 	var root oci.Digest
-	err := l.idx.View(func(tx *index.Txn) error {
+	err := l.idx.View(func(tx index.Txn) error {
 		if ref.Digest != "" {
 			root = ref.Digest
 			return nil
@@ -150,7 +150,7 @@ func (l *Lifecycle) closure(canon string, ref oci.Reference) (map[oci.Digest]boo
 // readManifest parses d if it is a stored manifest, else nil.
 func (l *Lifecycle) readManifest(d oci.Digest) *oci.Manifest {
 	var rec index.BlobRecord
-	if err := l.idx.View(func(tx *index.Txn) error {
+	if err := l.idx.View(func(tx index.Txn) error {
 		var err error
 		rec, err = tx.Blob(d)
 		return err

@@ -46,7 +46,7 @@ type Options struct {
 	Name     string // the proxy's name; cached repositories live under it
 	Upstream Upstream
 	Store    Store
-	Index    *index.Index
+	Index    index.Index
 	// TagTTL is how long a tag → digest answer is trusted before it is
 	// revalidated with a HEAD upstream.
 	TagTTL time.Duration
@@ -194,7 +194,7 @@ func (p *Proxy) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64,
 func (p *Proxy) cached(canon string, d oci.Digest) (int64, bool, error) {
 	var rec index.BlobRecord
 	linked := false
-	err := p.o.Index.View(func(tx *index.Txn) error {
+	err := p.o.Index.View(func(tx index.Txn) error {
 		var err error
 		if linked, err = tx.BlobLinked(canon, d); err != nil || !linked {
 			return err
@@ -233,7 +233,7 @@ func (p *Proxy) openCached(ctx context.Context, repo, canon string, d oci.Digest
 	}
 	if !linked {
 		var known bool
-		err := p.o.Index.View(func(tx *index.Txn) error {
+		err := p.o.Index.View(func(tx index.Txn) error {
 			_, err := tx.Blob(d)
 			if errors.Is(err, index.ErrNotFound) {
 				return nil
@@ -247,7 +247,7 @@ func (p *Proxy) openCached(ctx context.Context, repo, canon string, d oci.Digest
 		if _, err := p.o.Upstream.HeadBlob(ctx, repo, string(d)); err != nil {
 			return nil, p.upstreamError(err, "blob", d.String())
 		}
-		if err := p.o.Index.Update(ctx, func(tx *index.Txn) error { return tx.LinkBlob(canon, d) }); err != nil {
+		if err := p.o.Index.Update(ctx, func(tx index.Txn) error { return tx.LinkBlob(canon, d) }); err != nil {
 			return nil, err
 		}
 	}

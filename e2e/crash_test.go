@@ -769,7 +769,7 @@ func indexAgainstFiles(dataDir string) indexCheck {
 	recs := map[oci.Digest]index.BlobRecord{}
 	sums := map[string]index.Usage{}
 	var manifests, tags, lru int
-	err = x.View(func(tx *index.Txn) error {
+	err = x.View(func(tx index.Txn) error {
 		if err := tx.EachBlob(func(r index.BlobRecord) error {
 			recs[r.Digest] = r
 			origin := r.Origin

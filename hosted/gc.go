@@ -278,7 +278,7 @@ type gcPlan struct {
 // snapshot of the index.
 func (s *Service) plan(proxies []string, cutoff time.Time) (*gcPlan, error) {
 	var p *gcPlan
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		var err error
 		p, err = s.planIn(tx, proxiedFunc(proxies), cutoff)
 		return err
@@ -286,7 +286,7 @@ func (s *Service) plan(proxies []string, cutoff time.Time) (*gcPlan, error) {
 	return p, err
 }
 
-func (s *Service) planIn(tx *index.Txn, proxied func(string) bool, cutoff time.Time) (*gcPlan, error) {
+func (s *Service) planIn(tx index.Txn, proxied func(string) bool, cutoff time.Time) (*gcPlan, error) {
 	m, err := mark(tx, s.readManifest, proxied)
 	if err != nil {
 		return nil, err
@@ -346,7 +346,7 @@ type marks struct {
 
 // mark reads every hosted manifest (read returns a manifest's bytes) and
 // marks what it references.
-func mark(tx *index.Txn, read func(oci.Digest) ([]byte, error), proxied func(string) bool) (*marks, error) {
+func mark(tx index.Txn, read func(oci.Digest) ([]byte, error), proxied func(string) bool) (*marks, error) {
 	m := &marks{repos: map[string]map[oci.Digest]bool{}, all: map[oci.Digest]bool{}, unreadable: map[string]bool{}}
 	err := tx.EachManifest("", func(repo string, r index.ManifestRecord) error {
 		if proxied(repo) {
@@ -396,7 +396,7 @@ func (s *Service) readManifest(d oci.Digest) ([]byte, error) {
 // mark (the blob was linked or referenced again).
 func (s *Service) unlink(ctx context.Context, repo string, rec index.BlobRecord) (bool, error) {
 	done := false
-	err := s.idx.Update(ctx, func(tx *index.Txn) error {
+	err := s.idx.Update(ctx, func(tx index.Txn) error {
 		done = false
 		if ok, err := unchanged(tx, rec); err != nil || !ok {
 			return err
@@ -421,7 +421,7 @@ func (s *Service) collect(ctx context.Context, rec index.BlobRecord) (bool, erro
 	}
 	defer release()
 	done := false
-	err := s.idx.Update(ctx, func(tx *index.Txn) error {
+	err := s.idx.Update(ctx, func(tx index.Txn) error {
 		done = false
 		if ok, err := unchanged(tx, rec); err != nil || !ok {
 			return err
@@ -454,7 +454,7 @@ func (s *Service) collect(ctx context.Context, rec index.BlobRecord) (bool, erro
 // the first of them, as if that proxy had fetched it.
 func (s *Service) returnToCache(ctx context.Context, rec index.BlobRecord, proxied func(string) bool) (bool, error) {
 	done := false
-	err := s.idx.Update(ctx, func(tx *index.Txn) error {
+	err := s.idx.Update(ctx, func(tx index.Txn) error {
 		done = false
 		cur, err := tx.Blob(rec.Digest)
 		if errors.Is(err, index.ErrNotFound) {
@@ -478,7 +478,7 @@ func (s *Service) returnToCache(ctx context.Context, rec index.BlobRecord, proxi
 }
 
 // unchanged reports whether rec's record is exactly as the mark saw it.
-func unchanged(tx *index.Txn, rec index.BlobRecord) (bool, error) {
+func unchanged(tx index.Txn, rec index.BlobRecord) (bool, error) {
 	cur, err := tx.Blob(rec.Digest)
 	if errors.Is(err, index.ErrNotFound) {
 		return false, nil
@@ -499,7 +499,7 @@ func same(a, b index.BlobRecord) bool {
 // changes) and writes the record, which is what a concurrent collection
 // checks and conflicts on. A proxied blob becomes hosted content: the
 // cache must not evict what a hosted repository needs.
-func (s *Service) touchBlob(tx *index.Txn, rec index.BlobRecord) error {
+func (s *Service) touchBlob(tx index.Txn, rec index.BlobRecord) error {
 	t := s.now()
 	if !t.After(rec.LastAccess) {
 		t = rec.LastAccess.Add(time.Nanosecond)

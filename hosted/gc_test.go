@@ -50,7 +50,7 @@ type fixture struct {
 	t     *testing.T
 	s     *Service
 	store *storage.Store
-	idx   *index.Index
+	idx   index.Index
 	clk   *clock
 }
 
@@ -128,7 +128,7 @@ func (f *fixture) gc(o GCOptions) GCReport {
 
 // present reports whether d has a record and a file.
 func (f *fixture) present(d oci.Digest) bool {
-	err := f.idx.View(func(tx *index.Txn) error { _, err := tx.Blob(d); return err })
+	err := f.idx.View(func(tx index.Txn) error { _, err := tx.Blob(d); return err })
 	_, ferr := f.store.Stat(d)
 	return err == nil && ferr == nil
 }
@@ -136,7 +136,7 @@ func (f *fixture) present(d oci.Digest) bool {
 func (f *fixture) record(d oci.Digest) index.BlobRecord {
 	f.t.Helper()
 	var r index.BlobRecord
-	if err := f.idx.View(func(tx *index.Txn) error { var err error; r, err = tx.Blob(d); return err }); err != nil {
+	if err := f.idx.View(func(tx index.Txn) error { var err error; r, err = tx.Blob(d); return err }); err != nil {
 		f.t.Fatalf("record of %s: %v", d, err)
 	}
 	return r
@@ -144,7 +144,7 @@ func (f *fixture) record(d oci.Digest) index.BlobRecord {
 
 func (f *fixture) linked(repo string, d oci.Digest) bool {
 	ok := false
-	f.idx.View(func(tx *index.Txn) error { var err error; ok, err = tx.BlobLinked(repo, d); return err })
+	f.idx.View(func(tx index.Txn) error { var err error; ok, err = tx.BlobLinked(repo, d); return err })
 	return ok
 }
 
@@ -157,7 +157,7 @@ func (f *fixture) proxied(proxy, repo, content string) oci.Digest {
 		f.t.Fatal(err)
 	}
 	now := f.clk.now()
-	err := f.idx.Update(context.Background(), func(tx *index.Txn) error {
+	err := f.idx.Update(context.Background(), func(tx index.Txn) error {
 		if _, err := tx.Blob(d); errors.Is(err, index.ErrNotFound) {
 			if err := tx.PutBlob(index.BlobRecord{Digest: d, Size: int64(len(b)), Created: now, LastAccess: now, Origin: proxy}); err != nil {
 				return err
@@ -206,7 +206,7 @@ func (f *fixture) pullable(repo string, d oci.Digest) error {
 func (f *fixture) state() string {
 	f.t.Helper()
 	var lines []string
-	err := f.idx.View(func(tx *index.Txn) error {
+	err := f.idx.View(func(tx index.Txn) error {
 		if err := tx.EachBlob(func(r index.BlobRecord) error {
 			lines = append(lines, fmt.Sprintf("blob %s %d %s %s %s", r.Digest, r.Size, r.Origin, r.Created.Format(time.RFC3339Nano), r.LastAccess.Format(time.RFC3339Nano)))
 			return nil
@@ -248,7 +248,7 @@ func (f *fixture) consistent() {
 	f.t.Helper()
 	sums := map[string]index.Usage{}
 	var usages map[string]index.Usage
-	err := f.idx.View(func(tx *index.Txn) error {
+	err := f.idx.View(func(tx index.Txn) error {
 		err := tx.EachBlob(func(r index.BlobRecord) error {
 			u := sums[r.Origin]
 			u.Bytes += r.Size
@@ -355,7 +355,7 @@ func TestMark(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			bodies := map[oci.Digest][]byte{}
-			err := f.idx.Update(context.Background(), func(tx *index.Txn) error {
+			err := f.idx.Update(context.Background(), func(tx index.Txn) error {
 				for _, m := range tt.manifests {
 					md := oci.FromBytes(m.body)
 					if !m.missing {
@@ -377,7 +377,7 @@ func TestMark(t *testing.T) {
 				return nil, oci.ErrBlobUnknown
 			}
 			var m *marks
-			if err := f.idx.View(func(tx *index.Txn) error { var err error; m, err = mark(tx, read, proxiedFunc(tt.proxies)); return err }); err != nil {
+			if err := f.idx.View(func(tx index.Txn) error { var err error; m, err = mark(tx, read, proxiedFunc(tt.proxies)); return err }); err != nil {
 				t.Fatal(err)
 			}
 			if !maps.EqualFunc(m.repos, tt.want, maps.Equal) {
@@ -677,7 +677,7 @@ func TestGCDeleteDuringPushTransactionFailsThePush(t *testing.T) {
 	var attempts atomic.Int32
 	done := make(chan error)
 	go func() {
-		done <- f.idx.Update(context.Background(), func(tx *index.Txn) error {
+		done <- f.idx.Update(context.Background(), func(tx index.Txn) error {
 			n := attempts.Add(1)
 			err := f.s.checkReferences(tx, "team/a", m, true)
 			if n == 1 {
@@ -792,13 +792,13 @@ func TestGCConcurrentWithPushes(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	f.gc(GCOptions{Grace: -1})
 	var marked int
-	f.idx.View(func(tx *index.Txn) error {
+	f.idx.View(func(tx index.Txn) error {
 		m, err := mark(tx, f.s.readManifest, proxiedFunc(nil))
 		marked = len(m.all)
 		return err
 	})
 	var records int
-	f.idx.View(func(tx *index.Txn) error { return tx.EachBlob(func(index.BlobRecord) error { records++; return nil }) })
+	f.idx.View(func(tx index.Txn) error { return tx.EachBlob(func(index.BlobRecord) error { records++; return nil }) })
 	if records != marked {
 		t.Errorf("%d blob records left, %d referenced", records, marked)
 	}

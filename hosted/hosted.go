@@ -35,7 +35,7 @@ var _ Store = (*storage.Store)(nil)
 // Service is the hosted-repository logic over a blob store and the index.
 type Service struct {
 	store Store
-	idx   *index.Index
+	idx   index.Index
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -46,7 +46,7 @@ type Service struct {
 }
 
 // New makes a Service.
-func New(store Store, idx *index.Index, log *slog.Logger) *Service {
+func New(store Store, idx index.Index, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -63,7 +63,7 @@ type BlobInfo struct {
 // StatBlob reports a blob visible in repo.
 func (s *Service) StatBlob(ctx context.Context, repo string, d oci.Digest) (BlobInfo, error) {
 	var rec index.BlobRecord
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		ok, err := tx.BlobLinked(repo, d)
 		if err != nil {
 			return err
@@ -103,7 +103,7 @@ func (s *Service) OpenBlob(ctx context.Context, repo string, d oci.Digest) (stor
 // DeleteBlob hides a blob from repo. The file is reclaimed by garbage
 // collection once nothing links or references it.
 func (s *Service) DeleteBlob(ctx context.Context, repo string, d oci.Digest) error {
-	return s.idx.Update(ctx, func(tx *index.Txn) error {
+	return s.idx.Update(ctx, func(tx index.Txn) error {
 		ok, err := tx.BlobLinked(repo, d)
 		if err != nil {
 			return err
@@ -120,7 +120,7 @@ func (s *Service) DeleteBlob(ctx context.Context, repo string, d oci.Digest) err
 // back to a regular upload as the spec requires.
 func (s *Service) MountBlob(ctx context.Context, repo, from string, d oci.Digest) (bool, error) {
 	mounted := false
-	err := s.idx.Update(ctx, func(tx *index.Txn) error {
+	err := s.idx.Update(ctx, func(tx index.Txn) error {
 		mounted = false
 		ok, err := tx.BlobLinked(from, d)
 		if err != nil || !ok {
@@ -157,7 +157,7 @@ func (s *Service) StartUpload(ctx context.Context, repo string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	err = s.idx.Update(ctx, func(tx *index.Txn) error {
+	err = s.idx.Update(ctx, func(tx index.Txn) error {
 		return tx.PutUpload(index.UploadRecord{ID: id, Repo: repo, Started: s.now()})
 	})
 	if err != nil {
@@ -178,7 +178,7 @@ func (s *Service) upload(repo, id string) (*storage.Upload, error) {
 		return nil, unknown
 	}
 	var rec index.UploadRecord
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		var err error
 		rec, err = tx.Upload(id)
 		return err
@@ -250,7 +250,7 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, offset int6
 	s.forget(id)
 	// The file is in place: record it even if the client hangs up now,
 	// or it would sit on disk unindexed until a crash reconcile.
-	return s.idx.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
+	return s.idx.Update(context.WithoutCancel(ctx), func(tx index.Txn) error {
 		if err := s.recordBlob(tx, d, size, ""); err != nil {
 			return err
 		}
@@ -263,7 +263,7 @@ func (s *Service) FinishUpload(ctx context.Context, repo, id string, offset int6
 
 // recordBlob records a blob a hosted repository now holds, or touches its
 // existing record (see touchBlob).
-func (s *Service) recordBlob(tx *index.Txn, d oci.Digest, size int64, mediaType string) error {
+func (s *Service) recordBlob(tx index.Txn, d oci.Digest, size int64, mediaType string) error {
 	if rec, err := tx.Blob(d); err == nil {
 		return s.touchBlob(tx, rec)
 	} else if !errors.Is(err, index.ErrNotFound) {
@@ -288,7 +288,7 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 	if err := s.store.RemoveUpload(id); err != nil {
 		return err
 	}
-	return s.idx.Update(ctx, func(tx *index.Txn) error { return tx.DeleteUpload(id) })
+	return s.idx.Update(ctx, func(tx index.Txn) error { return tx.DeleteUpload(id) })
 }
 
 // PutBlob stores a whole blob in one step (monolithic POST with ?digest=).
@@ -299,7 +299,7 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d oci.Digest, size i
 	if err != nil {
 		return err
 	}
-	return s.idx.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
+	return s.idx.Update(context.WithoutCancel(ctx), func(tx index.Txn) error {
 		if err := s.recordBlob(tx, d, n, ""); err != nil {
 			return err
 		}
@@ -314,7 +314,7 @@ func (s *Service) ExpireUploads(ctx context.Context, maxAge time.Duration, orpha
 	cutoff := s.now().Add(-maxAge)
 	var old []string
 	known := map[string]bool{}
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		return tx.EachUpload(func(r index.UploadRecord) error {
 			known[r.ID] = true
 			if r.Started.Before(cutoff) {
@@ -340,7 +340,7 @@ func (s *Service) ExpireUploads(ctx context.Context, maxAge time.Duration, orpha
 	for _, id := range old {
 		s.forget(id)
 		s.store.RemoveUpload(id)
-		if err := s.idx.Update(ctx, func(tx *index.Txn) error { return tx.DeleteUpload(id) }); err != nil {
+		if err := s.idx.Update(ctx, func(tx index.Txn) error { return tx.DeleteUpload(id) }); err != nil {
 			return 0, err
 		}
 	}

@@ -18,7 +18,7 @@ type Manifest struct {
 }
 
 // resolve turns a reference into a digest present in repo.
-func resolve(tx *index.Txn, repo string, ref oci.Reference) (index.ManifestRecord, error) {
+func resolve(tx index.Txn, repo string, ref oci.Reference) (index.ManifestRecord, error) {
 	d := ref.Digest
 	if d == "" {
 		var err error
@@ -40,7 +40,7 @@ func resolve(tx *index.Txn, repo string, ref oci.Reference) (index.ManifestRecor
 // StatManifest resolves ref without reading the manifest's bytes.
 func (s *Service) StatManifest(ctx context.Context, repo string, ref oci.Reference) (index.ManifestRecord, error) {
 	var rec index.ManifestRecord
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		var err error
 		rec, err = resolve(tx, repo, ref)
 		return err
@@ -94,7 +94,7 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 		}
 	}
 	// Check references first, without holding a write transaction.
-	err = s.idx.View(func(tx *index.Txn) error { return s.checkReferences(tx, repo, m, false) })
+	err = s.idx.View(func(tx index.Txn) error { return s.checkReferences(tx, repo, m, false) })
 	if err != nil {
 		return PutResult{}, err
 	}
@@ -117,7 +117,7 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 	}
 	// The manifest's bytes are stored: finish recording it even if the
 	// client hangs up now.
-	err = s.idx.Update(context.WithoutCancel(ctx), func(tx *index.Txn) error {
+	err = s.idx.Update(context.WithoutCancel(ctx), func(tx index.Txn) error {
 		// Check again, touching what is referenced, so that a garbage
 		// collection deleting any of it either sees this push or makes
 		// it fail: never both succeed (gc.go).
@@ -164,7 +164,7 @@ func (s *Service) PutManifest(ctx context.Context, repo string, ref oci.Referenc
 // checkReferences checks that everything m references is in repo. With
 // touch set it also touches each referenced blob's record (touchBlob),
 // which must still exist.
-func (s *Service) checkReferences(tx *index.Txn, repo string, m *oci.Manifest, touch bool) error {
+func (s *Service) checkReferences(tx index.Txn, repo string, m *oci.Manifest, touch bool) error {
 	unknown := func(d oci.Digest, what string) error {
 		return oci.Errorf(oci.CodeManifestBlobUnknown, "manifest references %s%s, which is not in repository %s; push it first", what, d, repo).WithDetail(map[string]string{"digest": string(d)})
 	}
@@ -210,7 +210,7 @@ func (s *Service) checkReferences(tx *index.Txn, repo string, m *oci.Manifest, t
 // DeleteManifest deletes by digest (the manifest and every tag pointing at
 // it) or by tag (only the tag).
 func (s *Service) DeleteManifest(ctx context.Context, repo string, ref oci.Reference) error {
-	return s.idx.Update(ctx, func(tx *index.Txn) error {
+	return s.idx.Update(ctx, func(tx index.Txn) error {
 		if ref.Tag != "" {
 			if _, err := tx.Tag(repo, ref.Tag); err != nil {
 				if errors.Is(err, index.ErrNotFound) {
@@ -231,7 +231,7 @@ func (s *Service) DeleteManifest(ctx context.Context, repo string, ref oci.Refer
 // Tags lists repo's tags, n at most (n < 0: all) after last.
 func (s *Service) Tags(ctx context.Context, repo string, n int, last string) ([]string, error) {
 	var tags []string
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		var err error
 		tags, err = tx.Tags(repo, n, last)
 		if err != nil || len(tags) > 0 || last != "" {
@@ -257,7 +257,7 @@ func (s *Service) Tags(ctx context.Context, repo string, n int, last string) ([]
 // Catalog lists repositories that hold manifests.
 func (s *Service) Catalog(ctx context.Context, n int, last string) ([]string, error) {
 	var repos []string
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		var err error
 		repos, err = tx.Repositories(n, last)
 		return err
@@ -269,7 +269,7 @@ func (s *Service) Catalog(ctx context.Context, n int, last string) ([]string, er
 // only those of artifactType.
 func (s *Service) Referrers(ctx context.Context, repo string, d oci.Digest, artifactType string) ([]oci.Descriptor, error) {
 	var out []oci.Descriptor
-	err := s.idx.View(func(tx *index.Txn) error {
+	err := s.idx.View(func(tx index.Txn) error {
 		all, err := tx.Referrers(repo, d)
 		for _, r := range all {
 			if artifactType == "" || r.ArtifactType == artifactType {

@@ -23,7 +23,7 @@ import (
 type testRegistry struct {
 	*httptest.Server
 	store *storage.Store
-	idx   *index.Index
+	idx   index.Index
 	proto int // the HTTP major version every answer must come in
 }
 

@@ -169,11 +169,11 @@ func (r *testRegistry) finish(t *testing.T, name string, resp *http.Response, st
 
 // waitLinked waits until the fill of d is committed and linked to repo:
 // it is indexed a moment after its clients got the last byte.
-func waitLinked(t *testing.T, idx *index.Index, repo string, d oci.Digest) {
+func waitLinked(t *testing.T, idx index.Index, repo string, d oci.Digest) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		var linked bool
-		if err := idx.View(func(tx *index.Txn) error {
+		if err := idx.View(func(tx index.Txn) error {
 			var err error
 			linked, err = tx.BlobLinked(repo, d)
 			return err

@@ -29,7 +29,7 @@ import (
 // to pull it: the manifest by tag, then the config and every layer.
 type warmPull struct {
 	store    *storage.Store
-	idx      *index.Index
+	idx      index.Index
 	up       *upstream.Client
 	requests []*http.Request
 }

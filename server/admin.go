@@ -213,7 +213,7 @@ func (s *Server) CacheStats() (CacheStats, error) {
 		}
 		st.ProxyBudgets[name] = ps
 	}
-	err = s.idx.View(func(tx *index.Txn) error {
+	err = s.idx.View(func(tx index.Txn) error {
 		var err error
 		if st.Origins, err = tx.Usages(); err != nil {
 			return err
@@ -268,7 +268,7 @@ func (s *Server) CacheList(sortBy, proxy string, limit int) ([]CacheEntry, error
 		return nil, fmt.Errorf("cache ls: writing pending access times to the index: %w", err)
 	}
 	var out []CacheEntry
-	err = s.idx.View(func(tx *index.Txn) error {
+	err = s.idx.View(func(tx index.Txn) error {
 		return tx.EachBlob(func(r index.BlobRecord) error {
 			if !r.Evictable() || (proxy != "" && r.Origin != proxy) {
 				return nil

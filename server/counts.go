@@ -83,7 +83,7 @@ func (c *countCache) get(maxAge time.Duration) *indexCounts {
 }
 
 // run scans once at start and then whenever asked, until stop closes.
-func (c *countCache) run(idx *index.Index, stop <-chan struct{}) {
+func (c *countCache) run(idx index.Index, stop <-chan struct{}) {
 	c.mu.Lock()
 	c.stopped = false // a server started again
 	c.mu.Unlock()
@@ -115,9 +115,9 @@ func (c *countCache) run(idx *index.Index, stop <-chan struct{}) {
 	}
 }
 
-func countEntries(idx *index.Index) *indexCounts {
+func countEntries(idx index.Index) *indexCounts {
 	u := &indexCounts{}
-	u.err = idx.View(func(tx *index.Txn) error {
+	u.err = idx.View(func(tx index.Txn) error {
 		var err error
 		u.entries, err = tx.CountEntries()
 		return err

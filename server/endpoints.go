@@ -130,11 +130,11 @@ func (s *Server) healthLoop(stop <-chan struct{}) {
 }
 
 // checkIndex reads one (absent) record: a closed or broken index fails.
-func checkIndex(idx *index.Index) error {
+func checkIndex(idx index.Index) error {
 	if idx == nil {
 		return errors.New("not open")
 	}
-	return idx.View(func(tx *index.Txn) error {
+	return idx.View(func(tx index.Txn) error {
 		_, err := tx.Blob(oci.FromBytes(nil))
 		if errors.Is(err, index.ErrNotFound) {
 			return nil

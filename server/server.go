@@ -114,7 +114,7 @@ type Server struct {
 	lastErr    error
 	addr       string
 	lock       *os.File
-	idx        *index.Index
+	idx        index.Index
 	store      *storage.Store
 	hosted     *hosted.Service
 	proxies    []registry.ProxyNamespace
@@ -200,9 +200,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.store, err = storage.Open(dir); err != nil {
 		return err
 	}
-	if s.idx, err = index.Open(filepath.Join(dir, "index"), index.Options{Logger: s.log}); err != nil {
+	// Through a local: a failed Open's nil *Badger in the interface
+	// field would not compare equal to nil, and closeStores would close it.
+	idx, err := index.Open(filepath.Join(dir, "index"), index.Options{Logger: s.log})
+	if err != nil {
 		return err
 	}
+	s.idx = idx
 	// After a clean stop the index and the files agree: skip the walk of
 	// every blob, which is what makes a large cache slow to start. After a
 	// crash (no marker), reconcile fully.
@@ -300,7 +304,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	ops.serve(s.log)
 	s.bg.Add(2)
 	go s.housekeeping()
-	go func(idx *index.Index) {
+	go func(idx index.Index) {
 		defer s.bg.Done()
 		s.counts.run(idx, s.stop)
 	}(s.idx)

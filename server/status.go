@@ -170,7 +170,7 @@ func (s *Server) storage() ([]StorageReport, error) {
 	s.mu.Unlock()
 	var all map[string]index.Usage
 	if running && idx != nil {
-		if err := idx.View(func(tx *index.Txn) error {
+		if err := idx.View(func(tx index.Txn) error {
 			var err error
 			all, err = tx.Usages()
 			return err

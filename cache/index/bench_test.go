@@ -132,7 +132,7 @@ func buildBenchFixture(b *testing.B, n int) *benchFixture {
 	batch := 2000
 	for i := 0; i < n; {
 		j := min(i+batch, n)
-		err := x.Update(context.Background(), func(tx *Txn) error {
+		err := x.Update(context.Background(), func(tx Txn) error {
 			for k := i; k < j; k++ {
 				if err := tx.PutBlob(recs[k]); err != nil {
 					return err
@@ -231,8 +231,8 @@ func benchLookup(b *testing.B, fx *benchFixture) {
 	b.ReportMetric(pct(0.999), "µs-p99.9")
 }
 
-func benchLookupOne(b *testing.B, x *Index, d oci.Digest) {
-	err := x.View(func(tx *Txn) error {
+func benchLookupOne(b *testing.B, x *Badger, d oci.Digest) {
+	err := x.View(func(tx Txn) error {
 		r, err := tx.Blob(d)
 		if err == nil && r.Digest != d {
 			err = fmt.Errorf("lookup of %s returned %s", d, r.Digest)
@@ -249,7 +249,7 @@ func benchLookupOne(b *testing.B, x *Index, d oci.Digest) {
 // storeDir. It is set by evict_bench_test.go, in package index_test,
 // which may import package cache (this file, inside package index,
 // cannot).
-var EvictAsServer func(ctx context.Context, x *Index, storeDir string, before time.Time) (int, error)
+var EvictAsServer func(ctx context.Context, x Index, storeDir string, before time.Time) (int, error)
 
 // benchEvict evicts the k least recently used records from a fresh copy
 // of the index, as cache.Lifecycle does ("wharf cache evict
@@ -301,9 +301,9 @@ func benchEvict(b *testing.B, fx *benchFixture, k int) {
 	b.ReportMetric(float64(total.Microseconds())/float64(runs)/float64(k), "µs/entry")
 }
 
-func benchUsage(b *testing.B, x *Index) Usage {
+func benchUsage(b *testing.B, x *Badger) Usage {
 	var u Usage
-	if err := x.View(func(tx *Txn) error {
+	if err := x.View(func(tx Txn) error {
 		var err error
 		u, err = tx.Usage("hub")
 		return err
@@ -316,10 +316,10 @@ func benchUsage(b *testing.B, x *Index) Usage {
 // benchOldest sums the k least recently used records, to check that
 // eviction removes exactly those, and returns the last access of the one
 // after them: evicting what was read before it evicts those k.
-func benchOldest(b *testing.B, x *Index, k int) (Usage, time.Time) {
+func benchOldest(b *testing.B, x *Badger, k int) (Usage, time.Time) {
 	var u Usage
 	var cutoff time.Time
-	if err := x.View(func(tx *Txn) error {
+	if err := x.View(func(tx Txn) error {
 		return tx.EachLeastRecent(time.Time{}, func(d oci.Digest, at time.Time) (bool, error) {
 			if u.Count == int64(k) {
 				cutoff = at
@@ -384,20 +384,20 @@ func TestIndexRSSChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if err := x.View(func(tx *Txn) error { _, err := tx.Blob(benchDigest(n / 2)); return err }); err != nil {
+	if err := x.View(func(tx Txn) error { _, err := tx.Blob(benchDigest(n / 2)); return err }); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("rss: open %.1f\n", procStatusMiB(t, "VmRSS"))
 	rng := rand.New(rand.NewPCG(3, 3))
 	for range 100_000 {
 		d := benchDigest(rng.IntN(n))
-		if err := x.View(func(tx *Txn) error { _, err := tx.Blob(d); return err }); err != nil {
+		if err := x.View(func(tx Txn) error { _, err := tx.Blob(d); return err }); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// What an eviction pass reads: the front of the LRU order.
 	seen := 0
-	if err := x.View(func(tx *Txn) error {
+	if err := x.View(func(tx Txn) error {
 		return tx.EachLeastRecent(time.Time{}, func(oci.Digest, time.Time) (bool, error) {
 			seen++
 			return seen < 100_000, nil

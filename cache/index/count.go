@@ -10,7 +10,7 @@ var entryPrefixes = map[string]string{
 // CountEntries counts the index's records by type (EntryTypes). It walks
 // keys without reading values, but still visits every record: metrics
 // call it at most every few seconds, never on a request path.
-func (tx *Txn) CountEntries() (map[string]int64, error) {
+func (tx *badgerTxn) CountEntries() (map[string]int64, error) {
 	out := make(map[string]int64, len(EntryTypes))
 	for _, typ := range EntryTypes {
 		n := int64(0)

@@ -15,7 +15,7 @@ func TestCountEntries(t *testing.T) {
 	}
 	defer x.Close()
 	a, b := oci.FromBytes([]byte("a")), oci.FromBytes([]byte("b"))
-	err = x.Update(context.Background(), func(tx *Txn) error {
+	err = x.Update(context.Background(), func(tx Txn) error {
 		for _, d := range []oci.Digest{a, b} {
 			if err := tx.PutBlob(BlobRecord{Digest: d, Size: 1, Created: time.Now(), Origin: "hub"}); err != nil {
 				return err
@@ -33,7 +33,7 @@ func TestCountEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got map[string]int64
-	if err := x.View(func(tx *Txn) error { got, err = tx.CountEntries(); return err }); err != nil {
+	if err := x.View(func(tx Txn) error { got, err = tx.CountEntries(); return err }); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int64{"blob": 2, "manifest": 1, "tag": 1, "link": 2, "referrer": 0, "upload": 0}

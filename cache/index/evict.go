@@ -45,29 +45,32 @@ type LRUEntry struct {
 // Known reports whether e carries its record's size and origin.
 func (e LRUEntry) Known() bool { return e.Origin != "" }
 
-// LRUCursor is a place in the least-recently-used order; the zero value
-// is its front.
-type LRUCursor struct{ key []byte }
+// LRUCursor is a place in the least-recently-used order: just past the
+// entry (LastAccess, Digest). The zero value is the front.
+type LRUCursor struct {
+	LastAccess time.Time
+	Digest     oci.Digest
+}
 
 // Set moves c just past e, for a caller that took fewer entries than it
 // was handed.
-func (c *LRUCursor) Set(e LRUEntry) { c.key = accessKey(e.LastAccess, e.Digest) }
+func (c *LRUCursor) Set(e LRUEntry) { c.LastAccess, c.Digest = e.LastAccess, e.Digest }
 
 // EachLeastRecentAfter visits evictable blobs in least-recently-used
 // order from c on, moving c past each entry it hands to fn, so that the
 // next call resumes after it. It stops when fn returns false or at the
 // first blob used at or after before (zero: no limit), which c stays
 // before. It reads LRU keys only, one after the other.
-func (tx *Txn) EachLeastRecentAfter(c *LRUCursor, before time.Time, fn func(LRUEntry) (bool, error)) error {
+func (tx *badgerTxn) EachLeastRecentAfter(c *LRUCursor, before time.Time, fn func(LRUEntry) (bool, error)) error {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = []byte(pAccess)
 	it := tx.t.NewIterator(o)
 	defer it.Close()
-	if c.key == nil {
+	if c.Digest == "" {
 		it.Rewind()
 	} else {
-		it.Seek(append(c.key[:len(c.key):len(c.key)], 0))
+		it.Seek(append(accessKey(c.LastAccess, c.Digest), 0))
 	}
 	for ; it.ValidForPrefix(o.Prefix); it.Next() {
 		item := it.Item()
@@ -82,7 +85,7 @@ func (tx *Txn) EachLeastRecentAfter(c *LRUCursor, before time.Time, fn func(LRUE
 		if !before.IsZero() && !e.LastAccess.Before(before) {
 			return nil
 		}
-		c.key = append(c.key[:0], k...)
+		c.Set(e)
 		known := false
 		if err := item.Value(func(v []byte) error {
 			e.Size, e.Origin, known = decodeLRUValue(v)
@@ -117,7 +120,7 @@ type walker struct {
 // walkerSteps is a walker's usual step budget: about what a seek costs.
 const walkerSteps = 48
 
-func (tx *Txn) newWalker(within string, steps int) *walker {
+func (tx *badgerTxn) newWalker(within string, steps int) *walker {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = []byte(within)
@@ -225,7 +228,7 @@ func batches[T any](ctx context.Context, n int, do func(lo, hi int) ([]T, error)
 // links, LRU keys and usage counts in as few transactions as Badger
 // allows. It returns the records it removed; on an error, those were
 // removed all the same.
-func (x *Index) DeleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord, error) {
+func (x *Badger) DeleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord, error) {
 	out, err := x.deleteBlobs(ctx, ds)
 	if err != nil {
 		return out, fail(err, "delete %d blob records", len(ds))
@@ -233,13 +236,13 @@ func (x *Index) DeleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord,
 	return out, nil
 }
 
-func (x *Index) deleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord, error) {
+func (x *Badger) deleteBlobs(ctx context.Context, ds []oci.Digest) ([]BlobRecord, error) {
 	ds = slices.Clone(ds)
 	slices.Sort(ds)
 	ds = slices.Compact(ds)
 	return batches(ctx, len(ds), func(lo, hi int) ([]BlobRecord, error) {
 		var out []BlobRecord
-		err := x.Update(ctx, func(tx *Txn) error {
+		err := x.update(ctx, func(tx *badgerTxn) error {
 			out = out[:0]
 			type victim struct {
 				d     oci.Digest
@@ -311,10 +314,10 @@ type EvictPlan struct {
 // (zero: no limit) are left out; the plans keep the others' order, with
 // their size and origin. Nothing is decided here: Evict checks again what
 // a writer may have changed since.
-func (x *Index) PlanEviction(cands []LRUEntry, before time.Time) ([]EvictPlan, error) {
+func (x *Badger) PlanEviction(cands []LRUEntry, before time.Time) ([]EvictPlan, error) {
 	plan := make([]EvictPlan, 0, len(cands))
 	seen := make(map[oci.Digest]bool, len(cands))
-	err := x.View(func(tx *Txn) error {
+	err := x.view(func(tx *badgerTxn) error {
 		for _, c := range cands {
 			if seen[c.Digest] {
 				continue
@@ -397,7 +400,7 @@ func (x *Index) PlanEviction(cands []LRUEntry, before time.Time) ([]EvictPlan, e
 // the caller can remove the files; on an error, what it returns was
 // removed all the same. A writer that changes one of these blobs while a
 // transaction runs makes it conflict and start over.
-func (x *Index) Evict(ctx context.Context, plan []EvictPlan) ([]LRUEntry, error) {
+func (x *Badger) Evict(ctx context.Context, plan []EvictPlan) ([]LRUEntry, error) {
 	out, err := batches(ctx, len(plan), func(lo, hi int) ([]LRUEntry, error) {
 		return x.evictBatch(ctx, plan[lo:hi])
 	})
@@ -408,7 +411,7 @@ func (x *Index) Evict(ctx context.Context, plan []EvictPlan) ([]LRUEntry, error)
 }
 
 // EvictBlobs is PlanEviction and Evict in one.
-func (x *Index) EvictBlobs(ctx context.Context, cands []LRUEntry, before time.Time) ([]LRUEntry, error) {
+func (x *Badger) EvictBlobs(ctx context.Context, cands []LRUEntry, before time.Time) ([]LRUEntry, error) {
 	plan, err := x.PlanEviction(cands, before)
 	if err != nil || len(plan) == 0 {
 		return nil, err
@@ -416,7 +419,7 @@ func (x *Index) EvictBlobs(ctx context.Context, cands []LRUEntry, before time.Ti
 	return x.Evict(ctx, plan)
 }
 
-func (x *Index) evictBatch(ctx context.Context, plan []EvictPlan) ([]LRUEntry, error) {
+func (x *Badger) evictBatch(ctx context.Context, plan []EvictPlan) ([]LRUEntry, error) {
 	type manifest struct {
 		repo    string
 		subject *oci.Digest
@@ -428,7 +431,7 @@ func (x *Index) evictBatch(ctx context.Context, plan []EvictPlan) ([]LRUEntry, e
 		manifests []manifest
 	}
 	var out []LRUEntry
-	err := x.Update(ctx, func(tx *Txn) error {
+	err := x.update(ctx, func(tx *badgerTxn) error {
 		out = out[:0]
 		// Which planned LRU keys are still there, walked in key (LRU)
 		// order: the window came from consecutive keys.
@@ -556,7 +559,7 @@ func (x *Index) evictBatch(ctx context.Context, plan []EvictPlan) ([]LRUEntry, e
 	return out, nil
 }
 
-func (tx *Txn) unlinkAll(d oci.Digest, repos []string) error {
+func (tx *badgerTxn) unlinkAll(d oci.Digest, repos []string) error {
 	for _, r := range repos {
 		if err := tx.UnlinkBlob(r, d); err != nil {
 			return err
@@ -579,7 +582,7 @@ func (u usageDelta) add(origin string, size int64) {
 	u[origin] = s
 }
 
-func (u usageDelta) write(tx *Txn) error {
+func (u usageDelta) write(tx *badgerTxn) error {
 	for origin, s := range u {
 		if err := tx.addUsage(origin, -s.Bytes, -s.Count); err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 
 // The index benchmarks measure eviction as the server runs it.
 func init() {
-	index.EvictAsServer = func(ctx context.Context, x *index.Index, storeDir string, before time.Time) (int, error) {
+	index.EvictAsServer = func(ctx context.Context, x index.Index, storeDir string, before time.Time) (int, error) {
 		st, err := storage.Open(storeDir)
 		if err != nil {
 			return 0, err

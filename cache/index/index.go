@@ -112,14 +112,14 @@ type Options struct {
 	InMemory bool
 }
 
-// Index is the Badger-backed metadata store.
-type Index struct {
+// Badger is the index in Badger: the embedded default, one process.
+type Badger struct {
 	db  *badger.DB
 	log *slog.Logger
 }
 
 // Open opens (or creates) the index in dir.
-func Open(dir string, o Options) (*Index, error) {
+func Open(dir string, o Options) (*Badger, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -158,24 +158,35 @@ func Open(dir string, o Options) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening index in %s: %w", dir, err)
 	}
-	return &Index{db: db, log: log}, nil
+	return &Badger{db: db, log: log}, nil
 }
 
 // Close flushes and closes the index.
-func (x *Index) Close() error { return x.db.Close() }
+func (x *Badger) Close() error { return x.db.Close() }
 
 // RunGC reclaims value-log space; call it periodically.
-func (x *Index) RunGC() {
+func (x *Badger) RunGC() {
 	for x.db.RunValueLogGC(0.5) == nil {
 	}
 }
 
 // Update runs fn in a read-write transaction, retrying on conflicts with
 // concurrent transactions (parallel pushes of the same tag, say).
-func (x *Index) Update(ctx context.Context, fn func(*Txn) error) error {
+func (x *Badger) Update(ctx context.Context, fn func(Txn) error) error {
+	return x.update(ctx, func(tx *badgerTxn) error { return fn(tx) })
+}
+
+// View runs fn in a read-only transaction.
+func (x *Badger) View(fn func(Txn) error) error {
+	return x.view(func(tx *badgerTxn) error { return fn(tx) })
+}
+
+// update is Update for the Badger index's own batch work, which walks
+// keys with the transaction's iterators.
+func (x *Badger) update(ctx context.Context, fn func(*badgerTxn) error) error {
 	for attempt := 0; ; attempt++ {
 		var fnErr error
-		err := x.db.Update(func(t *badger.Txn) error { fnErr = fn(&Txn{t}); return fnErr })
+		err := x.db.Update(func(t *badger.Txn) error { fnErr = fn(&badgerTxn{t}); return fnErr })
 		if !errors.Is(err, badger.ErrConflict) || attempt >= 50 {
 			if err != nil && err != fnErr { // fn's own error is the caller's to describe
 				return fail(err, "commit")
@@ -189,15 +200,14 @@ func (x *Index) Update(ctx context.Context, fn func(*Txn) error) error {
 	}
 }
 
-// View runs fn in a read-only transaction.
-func (x *Index) View(fn func(*Txn) error) error {
-	return x.db.View(func(t *badger.Txn) error { return fn(&Txn{t}) })
+func (x *Badger) view(fn func(*badgerTxn) error) error {
+	return x.db.View(func(t *badger.Txn) error { return fn(&badgerTxn{t}) })
 }
 
-// Txn wraps a Badger transaction with wharf's typed accessors.
-type Txn struct{ t *badger.Txn }
+// badgerTxn wraps a Badger transaction with wharf's typed accessors.
+type badgerTxn struct{ t *badger.Txn }
 
-func (tx *Txn) getJSON(key string, v any) error {
+func (tx *badgerTxn) getJSON(key string, v any) error {
 	it, err := tx.t.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return ErrNotFound
@@ -208,7 +218,7 @@ func (tx *Txn) getJSON(key string, v any) error {
 	return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 }
 
-func (tx *Txn) setJSON(key string, v any) error {
+func (tx *badgerTxn) setJSON(key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -216,7 +226,7 @@ func (tx *Txn) setJSON(key string, v any) error {
 	return tx.t.Set([]byte(key), b)
 }
 
-func (tx *Txn) exists(key string) (bool, error) {
+func (tx *badgerTxn) exists(key string) (bool, error) {
 	_, err := tx.t.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -224,11 +234,11 @@ func (tx *Txn) exists(key string) (bool, error) {
 	return err == nil, err
 }
 
-func (tx *Txn) del(key string) error { return tx.t.Delete([]byte(key)) }
+func (tx *badgerTxn) del(key string) error { return tx.t.Delete([]byte(key)) }
 
 // scan calls fn for each key with prefix, starting after `after` (a full
 // key) when non-empty, keys only unless values is set.
-func (tx *Txn) scan(prefix, after string, values bool, fn func(key string, val []byte) (bool, error)) error {
+func (tx *badgerTxn) scan(prefix, after string, values bool, fn func(key string, val []byte) (bool, error)) error {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = values
 	o.Prefix = []byte(prefix)
@@ -262,7 +272,7 @@ func (tx *Txn) scan(prefix, after string, values bool, fn func(key string, val [
 // --- blobs ---
 
 // Blob returns a blob record.
-func (tx *Txn) Blob(d oci.Digest) (BlobRecord, error) {
+func (tx *badgerTxn) Blob(d oci.Digest) (BlobRecord, error) {
 	var r BlobRecord
 	it, err := tx.t.Get(blobKey(d))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -283,7 +293,7 @@ func blobKey(d oci.Digest) []byte {
 }
 
 // setBlob stores r as d's record (the digest is the key's).
-func (tx *Txn) setBlob(d oci.Digest, r BlobRecord) error {
+func (tx *badgerTxn) setBlob(d oci.Digest, r BlobRecord) error {
 	b, err := encodeBlobRecord(r)
 	if err != nil {
 		return err
@@ -293,14 +303,14 @@ func (tx *Txn) setBlob(d oci.Digest, r BlobRecord) error {
 
 // PutBlob writes a blob record.
 // It keeps the usage counters and the least-recently-used order in step.
-func (tx *Txn) PutBlob(r BlobRecord) error {
+func (tx *badgerTxn) PutBlob(r BlobRecord) error {
 	if err := tx.putBlob(r); err != nil {
 		return fail(err, "put blob %s", r.Digest)
 	}
 	return nil
 }
 
-func (tx *Txn) putBlob(r BlobRecord) error {
+func (tx *badgerTxn) putBlob(r BlobRecord) error {
 	old, err := tx.Blob(r.Digest)
 	switch {
 	case err == nil:
@@ -317,14 +327,14 @@ func (tx *Txn) putBlob(r BlobRecord) error {
 }
 
 // DeleteBlob removes a blob record and all its links.
-func (tx *Txn) DeleteBlob(d oci.Digest) error {
+func (tx *badgerTxn) DeleteBlob(d oci.Digest) error {
 	if err := tx.deleteBlob(d); err != nil {
 		return fail(err, "delete blob %s", d)
 	}
 	return nil
 }
 
-func (tx *Txn) deleteBlob(d oci.Digest) error {
+func (tx *badgerTxn) deleteBlob(d oci.Digest) error {
 	var repos []string
 	err := tx.scan(pLinkRev+string(d)+"\x00", "", false, func(k string, _ []byte) (bool, error) {
 		repos = append(repos, k[len(pLinkRev)+len(d)+1:])
@@ -352,7 +362,7 @@ func (tx *Txn) deleteBlob(d oci.Digest) error {
 }
 
 // LinkBlob makes d visible in repo.
-func (tx *Txn) LinkBlob(repo string, d oci.Digest) error {
+func (tx *badgerTxn) LinkBlob(repo string, d oci.Digest) error {
 	err := tx.t.Set([]byte(pLink+repo+"\x00"+string(d)), nil)
 	if err == nil {
 		err = tx.t.Set([]byte(pLinkRev+string(d)+"\x00"+repo), nil)
@@ -364,7 +374,7 @@ func (tx *Txn) LinkBlob(repo string, d oci.Digest) error {
 }
 
 // UnlinkBlob hides d in repo.
-func (tx *Txn) UnlinkBlob(repo string, d oci.Digest) error {
+func (tx *badgerTxn) UnlinkBlob(repo string, d oci.Digest) error {
 	err := tx.del(pLink + repo + "\x00" + string(d))
 	if err == nil {
 		err = tx.del(pLinkRev + string(d) + "\x00" + repo)
@@ -376,7 +386,7 @@ func (tx *Txn) UnlinkBlob(repo string, d oci.Digest) error {
 }
 
 // BlobLinked reports whether d is visible in repo.
-func (tx *Txn) BlobLinked(repo string, d oci.Digest) (bool, error) {
+func (tx *badgerTxn) BlobLinked(repo string, d oci.Digest) (bool, error) {
 	ok, err := tx.exists(pLink + repo + "\x00" + string(d))
 	if err != nil {
 		return false, fail(err, "look up link of %s in %s", d, repo)
@@ -385,7 +395,7 @@ func (tx *Txn) BlobLinked(repo string, d oci.Digest) (bool, error) {
 }
 
 // BlobRepos lists the repositories d is linked in.
-func (tx *Txn) BlobRepos(d oci.Digest) ([]string, error) {
+func (tx *badgerTxn) BlobRepos(d oci.Digest) ([]string, error) {
 	var repos []string
 	err := tx.scan(pLinkRev+string(d)+"\x00", "", false, func(k string, _ []byte) (bool, error) {
 		repos = append(repos, k[len(pLinkRev)+len(d)+1:])
@@ -398,7 +408,7 @@ func (tx *Txn) BlobRepos(d oci.Digest) ([]string, error) {
 }
 
 // EachBlob visits every blob record.
-func (tx *Txn) EachBlob(fn func(BlobRecord) error) error {
+func (tx *badgerTxn) EachBlob(fn func(BlobRecord) error) error {
 	return tx.scan(pBlob, "", true, func(k string, v []byte) (bool, error) {
 		var r BlobRecord
 		if err := decodeBlobRecord(oci.Digest(k[len(pBlob):]), v, &r); err != nil {
@@ -411,7 +421,7 @@ func (tx *Txn) EachBlob(fn func(BlobRecord) error) error {
 // --- manifests and tags ---
 
 // Manifest returns repo's manifest record for d.
-func (tx *Txn) Manifest(repo string, d oci.Digest) (ManifestRecord, error) {
+func (tx *badgerTxn) Manifest(repo string, d oci.Digest) (ManifestRecord, error) {
 	var r ManifestRecord
 	if err := tx.getJSON(pManifest+repo+"\x00"+string(d), &r); err != nil {
 		return r, fail(err, "read manifest %s in %s", d, repo)
@@ -420,7 +430,7 @@ func (tx *Txn) Manifest(repo string, d oci.Digest) (ManifestRecord, error) {
 }
 
 // PutManifest records a manifest in repo.
-func (tx *Txn) PutManifest(repo string, r ManifestRecord) error {
+func (tx *badgerTxn) PutManifest(repo string, r ManifestRecord) error {
 	if err := tx.setJSON(pManifest+repo+"\x00"+string(r.Digest), r); err != nil {
 		return fail(err, "put manifest %s in %s", r.Digest, repo)
 	}
@@ -429,14 +439,14 @@ func (tx *Txn) PutManifest(repo string, r ManifestRecord) error {
 
 // DeleteManifest removes a manifest from repo, with its tags and its
 // referrer entry.
-func (tx *Txn) DeleteManifest(repo string, d oci.Digest) error {
+func (tx *badgerTxn) DeleteManifest(repo string, d oci.Digest) error {
 	if err := tx.deleteManifest(repo, d); err != nil {
 		return fail(err, "delete manifest %s from %s", d, repo)
 	}
 	return nil
 }
 
-func (tx *Txn) deleteManifest(repo string, d oci.Digest) error {
+func (tx *badgerTxn) deleteManifest(repo string, d oci.Digest) error {
 	r, err := tx.Manifest(repo, d)
 	if err != nil {
 		return err
@@ -459,7 +469,7 @@ func (tx *Txn) deleteManifest(repo string, d oci.Digest) error {
 }
 
 // EachManifest visits repo's manifests ("" for every repository).
-func (tx *Txn) EachManifest(repo string, fn func(repo string, r ManifestRecord) error) error {
+func (tx *badgerTxn) EachManifest(repo string, fn func(repo string, r ManifestRecord) error) error {
 	prefix := pManifest
 	if repo != "" {
 		prefix += repo + "\x00"
@@ -475,7 +485,7 @@ func (tx *Txn) EachManifest(repo string, fn func(repo string, r ManifestRecord) 
 }
 
 // Tag resolves repo:tag.
-func (tx *Txn) Tag(repo, tag string) (oci.Digest, error) {
+func (tx *badgerTxn) Tag(repo, tag string) (oci.Digest, error) {
 	it, err := tx.t.Get([]byte(pTag + repo + "\x00" + tag))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return "", ErrNotFound
@@ -491,7 +501,7 @@ func (tx *Txn) Tag(repo, tag string) (oci.Digest, error) {
 }
 
 // SetTag points repo:tag at d.
-func (tx *Txn) SetTag(repo, tag string, d oci.Digest) error {
+func (tx *badgerTxn) SetTag(repo, tag string, d oci.Digest) error {
 	if err := tx.t.Set([]byte(pTag+repo+"\x00"+tag), []byte(d)); err != nil {
 		return fail(err, "tag %s as %s:%s", d, repo, tag)
 	}
@@ -499,7 +509,7 @@ func (tx *Txn) SetTag(repo, tag string, d oci.Digest) error {
 }
 
 // DeleteTag removes repo:tag.
-func (tx *Txn) DeleteTag(repo, tag string) error {
+func (tx *badgerTxn) DeleteTag(repo, tag string) error {
 	if err := tx.del(pTag + repo + "\x00" + tag); err != nil {
 		return fail(err, "delete tag %s:%s", repo, tag)
 	}
@@ -507,7 +517,7 @@ func (tx *Txn) DeleteTag(repo, tag string) error {
 }
 
 // Tags lists up to n tags of repo in lexical order after `last` (n < 0: all).
-func (tx *Txn) Tags(repo string, n int, last string) ([]string, error) {
+func (tx *badgerTxn) Tags(repo string, n int, last string) ([]string, error) {
 	prefix := pTag + repo + "\x00"
 	after := ""
 	if last != "" {
@@ -528,7 +538,7 @@ func (tx *Txn) Tags(repo string, n int, last string) ([]string, error) {
 }
 
 // TagsFor lists the tags of repo pointing at d.
-func (tx *Txn) TagsFor(repo string, d oci.Digest) ([]string, error) {
+func (tx *badgerTxn) TagsFor(repo string, d oci.Digest) ([]string, error) {
 	prefix := pTag + repo + "\x00"
 	var out []string
 	err := tx.scan(prefix, "", true, func(k string, v []byte) (bool, error) {
@@ -545,7 +555,7 @@ func (tx *Txn) TagsFor(repo string, d oci.Digest) ([]string, error) {
 
 // Repositories lists up to n repositories that hold at least one
 // manifest, in lexical order after last.
-func (tx *Txn) Repositories(n int, last string) ([]string, error) {
+func (tx *badgerTxn) Repositories(n int, last string) ([]string, error) {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = []byte(pManifest)
@@ -571,7 +581,7 @@ func (tx *Txn) Repositories(n int, last string) ([]string, error) {
 // --- referrers ---
 
 // AddReferrer records that desc (a manifest in repo) refers to subject.
-func (tx *Txn) AddReferrer(repo string, subject oci.Digest, desc oci.Descriptor) error {
+func (tx *badgerTxn) AddReferrer(repo string, subject oci.Digest, desc oci.Descriptor) error {
 	if err := tx.setJSON(pReferrer+repo+"\x00"+string(subject)+"\x00"+string(desc.Digest), desc); err != nil {
 		return fail(err, "add %s as a referrer of %s in %s", desc.Digest, subject, repo)
 	}
@@ -579,7 +589,7 @@ func (tx *Txn) AddReferrer(repo string, subject oci.Digest, desc oci.Descriptor)
 }
 
 // Referrers lists the manifests in repo that refer to subject.
-func (tx *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, error) {
+func (tx *badgerTxn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, error) {
 	var out []oci.Descriptor
 	err := tx.scan(pReferrer+repo+"\x00"+string(subject)+"\x00", "", true, func(_ string, v []byte) (bool, error) {
 		var d oci.Descriptor
@@ -597,7 +607,7 @@ func (tx *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, err
 // --- uploads ---
 
 // PutUpload records an upload session.
-func (tx *Txn) PutUpload(r UploadRecord) error {
+func (tx *badgerTxn) PutUpload(r UploadRecord) error {
 	if err := tx.setJSON(pUpload+r.ID, r); err != nil {
 		return fail(err, "put upload %s", r.ID)
 	}
@@ -605,7 +615,7 @@ func (tx *Txn) PutUpload(r UploadRecord) error {
 }
 
 // Upload returns an upload session.
-func (tx *Txn) Upload(id string) (UploadRecord, error) {
+func (tx *badgerTxn) Upload(id string) (UploadRecord, error) {
 	var r UploadRecord
 	if err := tx.getJSON(pUpload+id, &r); err != nil {
 		return r, fail(err, "read upload %s", id)
@@ -614,7 +624,7 @@ func (tx *Txn) Upload(id string) (UploadRecord, error) {
 }
 
 // DeleteUpload forgets an upload session.
-func (tx *Txn) DeleteUpload(id string) error {
+func (tx *badgerTxn) DeleteUpload(id string) error {
 	if err := tx.del(pUpload + id); err != nil {
 		return fail(err, "delete upload %s", id)
 	}
@@ -622,7 +632,7 @@ func (tx *Txn) DeleteUpload(id string) error {
 }
 
 // EachUpload visits every upload session.
-func (tx *Txn) EachUpload(fn func(UploadRecord) error) error {
+func (tx *badgerTxn) EachUpload(fn func(UploadRecord) error) error {
 	return tx.scan(pUpload, "", true, func(_ string, v []byte) (bool, error) {
 		var r UploadRecord
 		if err := json.Unmarshal(v, &r); err != nil {

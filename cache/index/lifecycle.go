@@ -33,7 +33,7 @@ func accessKey(t time.Time, d oci.Digest) []byte {
 }
 
 // remember adds r's secondary keys and counts it in its origin's usage.
-func (tx *Txn) remember(r BlobRecord) error {
+func (tx *badgerTxn) remember(r BlobRecord) error {
 	if r.Evictable() {
 		if err := tx.t.Set(accessKey(r.LastAccess, r.Digest), lruValue(r)); err != nil {
 			return err
@@ -43,7 +43,7 @@ func (tx *Txn) remember(r BlobRecord) error {
 }
 
 // forget removes what remember added.
-func (tx *Txn) forget(r BlobRecord) error {
+func (tx *badgerTxn) forget(r BlobRecord) error {
 	if r.Evictable() {
 		if err := tx.t.Delete(accessKey(r.LastAccess, r.Digest)); err != nil {
 			return err
@@ -58,7 +58,7 @@ type Usage struct {
 	Count int64
 }
 
-func (tx *Txn) addUsage(origin string, bytes, count int64) error {
+func (tx *badgerTxn) addUsage(origin string, bytes, count int64) error {
 	if origin == "" {
 		origin = OriginHosted
 	}
@@ -75,7 +75,7 @@ func (tx *Txn) addUsage(origin string, bytes, count int64) error {
 }
 
 // Usage returns one origin's totals.
-func (tx *Txn) Usage(origin string) (Usage, error) {
+func (tx *badgerTxn) Usage(origin string) (Usage, error) {
 	it, err := tx.t.Get([]byte(pUsage + origin))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return Usage{}, nil
@@ -97,7 +97,7 @@ func (tx *Txn) Usage(origin string) (Usage, error) {
 }
 
 // Usages returns the totals of every origin.
-func (tx *Txn) Usages() (map[string]Usage, error) {
+func (tx *badgerTxn) Usages() (map[string]Usage, error) {
 	out := map[string]Usage{}
 	err := tx.scan(pUsage, "", false, func(k string, _ []byte) (bool, error) {
 		origin := k[len(pUsage):]
@@ -113,14 +113,14 @@ func (tx *Txn) Usages() (map[string]Usage, error) {
 
 // Touch records reads of d: last access at t and hits more hits. It keeps
 // the LRU order; a missing record is ignored (evicted meanwhile).
-func (tx *Txn) Touch(d oci.Digest, t time.Time, hits int64) error {
+func (tx *badgerTxn) Touch(d oci.Digest, t time.Time, hits int64) error {
 	if err := tx.touch(d, t, hits); err != nil {
 		return fail(err, "record reads of %s", d)
 	}
 	return nil
 }
 
-func (tx *Txn) touch(d oci.Digest, t time.Time, hits int64) error {
+func (tx *badgerTxn) touch(d oci.Digest, t time.Time, hits int64) error {
 	r, err := tx.Blob(d)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -151,7 +151,7 @@ func (tx *Txn) touch(d oci.Digest, t time.Time, hits int64) error {
 // EachLeastRecent visits evictable blobs from the least recently used,
 // stopping when fn returns false or at the first one used at or after
 // before (zero: no limit).
-func (tx *Txn) EachLeastRecent(before time.Time, fn func(d oci.Digest, lastAccess time.Time) (bool, error)) error {
+func (tx *badgerTxn) EachLeastRecent(before time.Time, fn func(d oci.Digest, lastAccess time.Time) (bool, error)) error {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	o.Prefix = []byte(pAccess)
@@ -175,7 +175,7 @@ func (tx *Txn) EachLeastRecent(before time.Time, fn func(d oci.Digest, lastAcces
 }
 
 // Pin marks d as pinned by rule (an image reference pattern).
-func (tx *Txn) Pin(d oci.Digest, rule string) error {
+func (tx *badgerTxn) Pin(d oci.Digest, rule string) error {
 	if err := tx.t.Set([]byte(pPin+string(d)+"\x00"+rule), nil); err != nil {
 		return fail(err, "pin %s (%s)", d, rule)
 	}
@@ -183,14 +183,14 @@ func (tx *Txn) Pin(d oci.Digest, rule string) error {
 }
 
 // Unpin removes rule's pin on d ("" removes every pin on d).
-func (tx *Txn) Unpin(d oci.Digest, rule string) error {
+func (tx *badgerTxn) Unpin(d oci.Digest, rule string) error {
 	if err := tx.unpin(d, rule); err != nil {
 		return fail(err, "unpin %s", d)
 	}
 	return nil
 }
 
-func (tx *Txn) unpin(d oci.Digest, rule string) error {
+func (tx *badgerTxn) unpin(d oci.Digest, rule string) error {
 	if rule != "" {
 		return tx.del(pPin + string(d) + "\x00" + rule)
 	}
@@ -208,7 +208,7 @@ func (tx *Txn) unpin(d oci.Digest, rule string) error {
 }
 
 // Pinned reports whether any rule pins d.
-func (tx *Txn) Pinned(d oci.Digest) (bool, error) {
+func (tx *badgerTxn) Pinned(d oci.Digest) (bool, error) {
 	found := false
 	err := tx.scan(pPin+string(d)+"\x00", "", false, func(string, []byte) (bool, error) {
 		found = true
@@ -221,7 +221,7 @@ func (tx *Txn) Pinned(d oci.Digest) (bool, error) {
 }
 
 // PinRules lists every pin as digest → rules.
-func (tx *Txn) PinRules() (map[oci.Digest][]string, error) {
+func (tx *badgerTxn) PinRules() (map[oci.Digest][]string, error) {
 	out := map[oci.Digest][]string{}
 	err := tx.scan(pPin, "", false, func(k string, _ []byte) (bool, error) {
 		d, rule, _ := strings.Cut(k[len(pPin):], "\x00")
@@ -235,7 +235,7 @@ func (tx *Txn) PinRules() (map[oci.Digest][]string, error) {
 }
 
 // ManifestRepos lists the repositories holding a manifest record for d.
-func (tx *Txn) ManifestRepos(d oci.Digest) ([]string, error) {
+func (tx *badgerTxn) ManifestRepos(d oci.Digest) ([]string, error) {
 	repos, err := tx.BlobRepos(d)
 	if err != nil {
 		return nil, err
@@ -252,7 +252,7 @@ func (tx *Txn) ManifestRepos(d oci.Digest) ([]string, error) {
 }
 
 // PinsOf lists the rules pinning d.
-func (tx *Txn) PinsOf(d oci.Digest) ([]string, error) {
+func (tx *badgerTxn) PinsOf(d oci.Digest) ([]string, error) {
 	prefix := pPin + string(d) + "\x00"
 	var out []string
 	err := tx.scan(prefix, "", false, func(k string, _ []byte) (bool, error) {

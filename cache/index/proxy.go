@@ -13,7 +13,7 @@ import (
 const pTagChecked = "v/" // v/<repo>\0<tag> → unix nanoseconds
 
 // TagChecked returns when repo:tag was last confirmed upstream.
-func (tx *Txn) TagChecked(repo, tag string) (time.Time, error) {
+func (tx *badgerTxn) TagChecked(repo, tag string) (time.Time, error) {
 	it, err := tx.t.Get([]byte(pTagChecked + repo + "\x00" + tag))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return time.Time{}, ErrNotFound
@@ -34,7 +34,7 @@ func (tx *Txn) TagChecked(repo, tag string) (time.Time, error) {
 }
 
 // SetTagChecked records a confirmation of repo:tag at t.
-func (tx *Txn) SetTagChecked(repo, tag string, t time.Time) error {
+func (tx *badgerTxn) SetTagChecked(repo, tag string, t time.Time) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(t.UnixNano()))
 	if err := tx.t.Set([]byte(pTagChecked+repo+"\x00"+tag), b[:]); err != nil {

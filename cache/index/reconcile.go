@@ -26,7 +26,7 @@ type ReconcileReport struct {
 // whose file vanished are dropped (with their manifests and links, so no
 // manifest is served whose bytes are gone), and verified files the index
 // lost are recorded again (unlinked: a client pushing them again links them).
-func Reconcile(ctx context.Context, x *Index, s storage.BlobStore) (ReconcileReport, error) {
+func Reconcile(ctx context.Context, x Index, s storage.BlobStore) (ReconcileReport, error) {
 	var rep ReconcileReport
 	n, err := s.CleanTemp()
 	if err != nil {
@@ -45,7 +45,7 @@ func Reconcile(ctx context.Context, x *Index, s storage.BlobStore) (ReconcileRep
 	}
 	var missing []oci.Digest
 	known := map[oci.Digest]bool{}
-	err = x.View(func(tx *Txn) error {
+	err = x.View(func(tx Txn) error {
 		return tx.EachBlob(func(r BlobRecord) error {
 			known[r.Digest] = true
 			if _, ok := onDisk[r.Digest]; !ok {
@@ -62,7 +62,7 @@ func Reconcile(ctx context.Context, x *Index, s storage.BlobStore) (ReconcileRep
 		d    oci.Digest
 	}
 	var lostManifests []repoManifest
-	err = x.View(func(tx *Txn) error {
+	err = x.View(func(tx Txn) error {
 		return tx.EachManifest("", func(repo string, r ManifestRecord) error {
 			if _, ok := onDisk[r.Digest]; !ok {
 				lostManifests = append(lostManifests, repoManifest{repo, r.Digest})
@@ -74,7 +74,7 @@ func Reconcile(ctx context.Context, x *Index, s storage.BlobStore) (ReconcileRep
 		return rep, fmt.Errorf("reconcile: listing manifest records: %w", err)
 	}
 	for _, m := range lostManifests {
-		if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteManifest(m.repo, m.d) }); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := x.Update(ctx, func(tx Txn) error { return tx.DeleteManifest(m.repo, m.d) }); err != nil && !errors.Is(err, ErrNotFound) {
 			return rep, fmt.Errorf("reconcile: dropping manifest %s of %s, whose file is gone: %w", m.d, m.repo, err)
 		}
 		rep.ManifestsDropped++
@@ -94,7 +94,7 @@ func Reconcile(ctx context.Context, x *Index, s storage.BlobStore) (ReconcileRep
 	}
 	now := time.Now()
 	_, err = batches(ctx, len(lost), func(lo, hi int) ([]struct{}, error) {
-		err := x.Update(ctx, func(tx *Txn) error {
+		err := x.Update(ctx, func(tx Txn) error {
 			for _, d := range lost[lo:hi] {
 				if err := tx.PutBlob(BlobRecord{Digest: d, Size: onDisk[d], Created: now, LastAccess: now, Origin: OriginRecovered}); err != nil {
 					return err
@@ -142,7 +142,7 @@ var _ FsckStore = (*storage.Store)(nil)
 // index record. With repair, corrupt files are moved to quarantine/ and
 // their records dropped (Reconcile then cleans the manifests using them).
 // progress, when set, is called after each blob with bytes checked so far.
-func Fsck(ctx context.Context, x *Index, s FsckStore, repair bool, progress func(done, total int64)) (FsckReport, error) {
+func Fsck(ctx context.Context, x Index, s FsckStore, repair bool, progress func(done, total int64)) (FsckReport, error) {
 	var rep FsckReport
 	type blob struct {
 		d    oci.Digest
@@ -174,7 +174,7 @@ func Fsck(ctx context.Context, x *Index, s FsckStore, repair bool, progress func
 			progress(rep.Bytes, total)
 		}
 		var rec BlobRecord
-		recErr := x.View(func(tx *Txn) error { var e error; rec, e = tx.Blob(b.d); return e })
+		recErr := x.View(func(tx Txn) error { var e error; rec, e = tx.Blob(b.d); return e })
 		switch {
 		case !ok:
 			rep.Problems = append(rep.Problems, FsckProblem{Digest: b.d, Path: s.BlobPath(b.d), What: "content does not match its digest"})
@@ -182,7 +182,7 @@ func Fsck(ctx context.Context, x *Index, s FsckStore, repair bool, progress func
 				if err := s.Quarantine(s.BlobPath(b.d)); err != nil {
 					return rep, fmt.Errorf("fsck: quarantining corrupt blob %s: %w", b.d, err)
 				}
-				if err := x.Update(ctx, func(tx *Txn) error { return tx.DeleteBlob(b.d) }); err != nil {
+				if err := x.Update(ctx, func(tx Txn) error { return tx.DeleteBlob(b.d) }); err != nil {
 					return rep, err
 				}
 				rep.Repaired++
@@ -191,7 +191,7 @@ func Fsck(ctx context.Context, x *Index, s FsckStore, repair bool, progress func
 			rep.Problems = append(rep.Problems, FsckProblem{Digest: b.d, Path: s.BlobPath(b.d), What: fmt.Sprintf("index says %d bytes, file has %d", rec.Size, b.size)})
 			if repair {
 				rec.Size = b.size
-				if err := x.Update(ctx, func(tx *Txn) error { return tx.PutBlob(rec) }); err != nil {
+				if err := x.Update(ctx, func(tx Txn) error { return tx.PutBlob(rec) }); err != nil {
 					return rep, err
 				}
 				rep.Repaired++

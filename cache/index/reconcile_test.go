@@ -15,7 +15,7 @@ import (
 )
 
 type fixture struct {
-	x *index.Index
+	x index.Index
 	s *storage.Store
 }
 
@@ -25,7 +25,7 @@ func newFixture(t *testing.T, onDisk bool) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var x *index.Index
+	var x index.Index
 	if onDisk {
 		x, err = index.Open(filepath.Join(s.Root(), "index"), index.Options{})
 		if err != nil {
@@ -45,7 +45,7 @@ func (f fixture) push(t *testing.T, repo string, data []byte) oci.Digest {
 	if _, err := f.s.Put(context.Background(), d, int64(len(data)), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	update(t, f.x, func(tx *index.Txn) error {
+	update(t, f.x, func(tx index.Txn) error {
 		if err := tx.PutBlob(index.BlobRecord{Digest: d, Size: int64(len(data)), Created: when, LastAccess: when, Origin: "hosted"}); err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func (f fixture) push(t *testing.T, repo string, data []byte) oci.Digest {
 func (f fixture) pushManifest(t *testing.T, repo, tag string, body string) oci.Digest {
 	t.Helper()
 	d := f.push(t, repo, []byte(body))
-	update(t, f.x, func(tx *index.Txn) error {
+	update(t, f.x, func(tx index.Txn) error {
 		if err := tx.PutManifest(repo, index.ManifestRecord{Digest: d, MediaType: oci.MediaTypeOCIManifest, Size: int64(len(body)), Created: when}); err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func (f fixture) blobRecord(t *testing.T, d oci.Digest) (index.BlobRecord, error
 	t.Helper()
 	var r index.BlobRecord
 	var err error
-	view(t, f.x, func(tx *index.Txn) error { r, err = tx.Blob(d); return nil })
+	view(t, f.x, func(tx index.Txn) error { r, err = tx.Blob(d); return nil })
 	return r, err
 }
 
@@ -83,7 +83,7 @@ func TestReconcile(t *testing.T) {
 	lost := f.push(t, "app", []byte("lost layer"))
 	lostManifest := f.pushManifest(t, "app", "v2", `{"lost":true}`)
 	// The same lost manifest in a second repository goes too.
-	update(t, f.x, func(tx *index.Txn) error {
+	update(t, f.x, func(tx index.Txn) error {
 		tx.PutManifest("mirror", index.ManifestRecord{Digest: lostManifest, MediaType: oci.MediaTypeOCIManifest})
 		return tx.SetTag("mirror", "latest", lostManifest)
 	})
@@ -132,7 +132,7 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("report = %+v\nwant     %+v", rep, want)
 	}
 
-	view(t, f.x, func(tx *index.Txn) error {
+	view(t, f.x, func(tx index.Txn) error {
 		for _, d := range []oci.Digest{lost, lostManifest} {
 			if _, err := tx.Blob(d); !errors.Is(err, index.ErrNotFound) {
 				t.Errorf("record of vanished %s: %v", d, err)
@@ -282,7 +282,7 @@ func TestFsckCorruptBlob(t *testing.T) {
 	if _, err := f.blobRecord(t, bad); !errors.Is(err, index.ErrNotFound) {
 		t.Errorf("record of the corrupt blob kept: %v", err)
 	}
-	view(t, f.x, func(tx *index.Txn) error {
+	view(t, f.x, func(tx index.Txn) error {
 		if ok, _ := tx.BlobLinked("app", bad); ok {
 			t.Error("corrupt blob still linked")
 		}
@@ -311,7 +311,7 @@ func TestFsckSizeMismatch(t *testing.T) {
 	if _, err := f.s.Put(context.Background(), oci.FromBytes(noRecord), -1, bytes.NewReader(noRecord)); err != nil {
 		t.Fatal(err)
 	}
-	update(t, f.x, func(tx *index.Txn) error {
+	update(t, f.x, func(tx index.Txn) error {
 		r, err := tx.Blob(d)
 		if err != nil {
 			return err

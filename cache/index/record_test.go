@@ -93,7 +93,7 @@ func TestLegacyRecords(t *testing.T) {
 			LastAccess: at.Add(time.Duration(i) * time.Minute), Origin: "hub", Hits: 7}
 	}
 	// What PutBlob and LinkBlob wrote before.
-	err = x.Update(ctx, func(tx *Txn) error {
+	err = x.update(ctx, func(tx *badgerTxn) error {
 		for i := range 4 {
 			r := old(i)
 			if err := tx.t.Set(accessKey(r.LastAccess, r.Digest), nil); err != nil {
@@ -114,7 +114,7 @@ func TestLegacyRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = x.View(func(tx *Txn) error {
+	err = x.View(func(tx Txn) error {
 		for i := range 4 {
 			got, err := tx.Blob(old(i).Digest)
 			if err != nil || !sameRecord(got, old(i)) {
@@ -157,14 +157,14 @@ func TestLegacyRecords(t *testing.T) {
 
 	// A read rewrites the record in the binary form, with an LRU value;
 	// the entry seen before it is stale.
-	if err := x.Update(ctx, func(tx *Txn) error { return tx.Touch(old(0).Digest, at.Add(time.Hour), 1) }); err != nil {
+	if err := x.Update(ctx, func(tx Txn) error { return tx.Touch(old(0).Digest, at.Add(time.Hour), 1) }); err != nil {
 		t.Fatal(err)
 	}
 	stale := LRUEntry{Digest: old(0).Digest, LastAccess: old(0).LastAccess, Size: -1}
 	if plan, err := x.PlanEviction([]LRUEntry{stale}, time.Time{}); err != nil || len(plan) != 0 {
 		t.Errorf("PlanEviction(an old entry read since) = %+v, %v", plan, err)
 	}
-	err = x.View(func(tx *Txn) error {
+	err = x.view(func(tx *badgerTxn) error {
 		it, err := tx.t.Get(blobKey(old(0).Digest))
 		if err != nil {
 			return err
@@ -197,7 +197,7 @@ func TestLegacyRecords(t *testing.T) {
 			t.Errorf("evicted %+v, want %s of %d bytes from hub", e, r.Digest, r.Size)
 		}
 	}
-	err = x.View(func(tx *Txn) error {
+	err = x.View(func(tx Txn) error {
 		u, err := tx.Usage("hub")
 		if want := (Usage{Bytes: old(0).Size + old(3).Size, Count: 2}); u != want {
 			t.Errorf("usage after evicting two old records = %+v, want %+v", u, want)
