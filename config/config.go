@@ -32,6 +32,10 @@ type Config struct {
 	GC      GC       `yaml:"gc"`
 	Auth    Auth     `yaml:"auth,omitempty"`
 	TLS     TLS      `yaml:"tls,omitempty"`
+	// Storage and Index move blobs to S3 and metadata to PostgreSQL
+	// (cluster mode: docs/cluster.md). Unset: both under data_dir.
+	Storage Storage `yaml:"storage,omitempty"`
+	Index   Index   `yaml:"index,omitempty"`
 
 	// HostAll makes every repository name hosted (tests and embedders;
 	// not settable from YAML).
@@ -186,6 +190,7 @@ func (c *Config) applyDefaults() {
 	c.gcDefaults()
 	c.authDefaults()
 	c.tlsDefaults()
+	c.clusterDefaults()
 	if c.Log.AccessLog == nil {
 		t := true
 		c.Log.AccessLog = &t
@@ -249,6 +254,7 @@ func (c *Config) Validate() error {
 	c.validateGC(add)
 	c.validateAuth(add)
 	c.validateTLS(add)
+	c.validateCluster(add)
 	names := make([]string, 0, len(seen))
 	for n := range seen {
 		names = append(names, n)
@@ -285,6 +291,7 @@ func (c *Config) Sanitize() *Config {
 		}
 		cp.Auth.LDAP = &lc
 	}
+	c.sanitizeCluster(&cp)
 	return &cp
 }
 

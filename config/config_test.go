@@ -91,7 +91,7 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want []string // substrings of the error, each required
 	}{
-		{"unknown top-level key", "listen: :5000\nstorage: x\n", []string{"line 2", "unknown key storage"}},
+		{"unknown top-level key", "listen: :5000\nstorge: x\n", []string{"line 2", "unknown key storge"}},
 		{"unknown nested key", "log:\n  level: info\n  colour: true\n", []string{"line 3", "unknown key colour"}},
 		{"unknown key in hosted", "hosted:\n  - name: team\n    upstream: x\n", []string{"line 3", "unknown key upstream"}},
 		{"two unknown keys", "a: 1\nlisten: :1\nb: 2\n", []string{"line 1: unknown key a", "line 3: unknown key b"}},

@@ -190,6 +190,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.closeStores()
 		}
 	}()
+	if s.cfg.Clustered() {
+		return errors.New("storage.s3 and index.postgres (cluster mode) are accepted by the config but not served by this build yet; remove them to run on data_dir")
+	}
 	dir := s.cfg.DataDir
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
