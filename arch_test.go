@@ -17,6 +17,7 @@ var layers = [][]string{
 	{"config", "metrics"},
 	{"storage"},
 	{"cache/index"},
+	{"cache/index/pgindex"},
 	{"upstream"},
 	{"cache"},
 	{"hosted"},

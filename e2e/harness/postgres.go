@@ -140,3 +140,24 @@ func (p *Postgres) Restart() {
 		p.t.Fatalf("postgres did not come back on %s", p.Addr)
 	}
 }
+
+// NewDatabase creates an empty database owned by the wharf role, for one
+// test of a package that shares the server, and returns its URL. It is
+// dropped at t's cleanup, with any sessions still in it.
+func (p *Postgres) NewDatabase(t testing.TB, name string) string {
+	t.Helper()
+	if out, err := p.psql("postgres", "CREATE DATABASE "+name+" OWNER wharf"); err != nil {
+		t.Fatalf("create database %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := p.psql("postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v\n%s", name, err, out)
+		}
+	})
+	return p.URLOf("wharf", PostgresPassword, name)
+}
+
+// URLOf is the URL of database db on this server as user with password.
+func (p *Postgres) URLOf(user, password, db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, p.Addr, db)
+}
