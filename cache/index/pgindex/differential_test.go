@@ -305,7 +305,10 @@ func (w *world) dump(t *testing.T, x index.Index) string {
 		}
 		tx.EachLink(func(repo string, d oci.Digest) error { p("link %s %s", repo, d[7:15]); return nil })
 		tx.EachManifest("", func(repo string, m index.ManifestRecord) error { p("manifest %s %s", repo, m.Digest[7:15]); return nil })
-		tx.EachManifest("a", func(repo string, m index.ManifestRecord) error { p("manifest of a: %s %s", repo, m.Digest[7:15]); return nil })
+		tx.EachManifest("a", func(repo string, m index.ManifestRecord) error {
+			p("manifest of a: %s %s", repo, m.Digest[7:15])
+			return nil
+		})
 		for _, repo := range repos {
 			p("Tags %s: %s", repo, res(tx.Tags(repo, -1, "")))
 			p("Tags %s 2 after v1: %s", repo, res(tx.Tags(repo, 2, "v1")))
@@ -317,7 +320,10 @@ func (w *world) dump(t *testing.T, x index.Index) string {
 		}
 		p("Repositories: %s", res(tx.Repositories(-1, "")))
 		p("Repositories 2 after a: %s", res(tx.Repositories(2, "a")))
-		tx.EachUpload(func(r index.UploadRecord) error { p("upload %s %s %s", r.ID, r.Repo, timeString(r.Started)); return nil })
+		tx.EachUpload(func(r index.UploadRecord) error {
+			p("upload %s %s %s", r.ID, r.Repo, timeString(r.Started))
+			return nil
+		})
 		for _, id := range []string{"up0", "up1"} {
 			r, err := tx.Upload(id)
 			p("Upload %s: %s %s %s", id, r.Repo, timeString(r.Started), outcome(err))
