@@ -18,7 +18,9 @@ import (
 func TestServerRestart(t *testing.T) {
 	x := open(t)
 	d := dgN(1)
-	update(t, x, func(tx index.Txn) error { return tx.PutBlob(index.BlobRecord{Digest: d, Size: 1, Origin: "hub", LastAccess: base}) })
+	update(t, x, func(tx index.Txn) error {
+		return tx.PutBlob(index.BlobRecord{Digest: d, Size: 1, Origin: "hub", LastAccess: base})
+	})
 	// Fill the pool with connections, all of which the restart kills.
 	var held, done sync.WaitGroup
 	held.Add(4)
