@@ -475,8 +475,15 @@ func (t *Txn) Repositories(n int, last string) ([]string, error) {
 	if n > 0 {
 		limit = n
 	}
-	// DISTINCT over the primary key's order stops after n repositories.
-	repos, err := collect(t, "SELECT DISTINCT repo FROM manifests WHERE repo > $1 ORDER BY repo LIMIT $2", []any{last, limit}, strings1)
+	// One probe of the primary key per repository, skipping the rest of
+	// its manifests (a loose index scan, which PostgreSQL does not do on
+	// its own): a page costs n probes, however many manifests each has.
+	repos, err := collect(t, `WITH RECURSIVE r (repo) AS (
+	(SELECT repo FROM manifests WHERE repo > $1 ORDER BY repo LIMIT 1)
+	UNION ALL
+	SELECT (SELECT m.repo FROM manifests m WHERE m.repo > r.repo ORDER BY m.repo LIMIT 1) FROM r WHERE r.repo IS NOT NULL
+)
+SELECT repo FROM r WHERE repo IS NOT NULL LIMIT $2`, []any{last, limit}, strings1)
 	if err != nil {
 		return nil, fail(err, "list repositories")
 	}
