@@ -37,8 +37,10 @@ import (
 // Options tune the connection pool.
 type Options struct {
 	Logger *slog.Logger
-	// MaxConns caps the pool (0: pgxpool's default, the larger of 4 and
-	// the number of CPUs). An Update holds one connection while fn runs.
+	// MaxConns caps the pool (0: 16). Each Update and View holds one
+	// connection while fn runs, and waits for one when all are busy; the
+	// server's max_connections (100 by default) must cover every
+	// replica's pool.
 	MaxConns int32
 	// ConnectTimeout bounds each new connection when the URL does not set
 	// connect_timeout (0: 10 s), so that an unreachable server is an
@@ -66,6 +68,7 @@ func Open(ctx context.Context, url string, o Options) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parsing the URL: %w", err)
 	}
+	cfg.MaxConns = 16
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}

@@ -469,3 +469,39 @@ func TestRecordsHaveColumns(t *testing.T) {
 		}
 	}
 }
+
+// An Update that conflicts on every attempt gives up after 50 and says
+// so in a way index.IsConflict recognises (garbage collection then
+// leaves the work for later).
+func TestUpdateGivesUp(t *testing.T) {
+	x := open(t)
+	d := dgN(1)
+	update(t, x, func(tx index.Txn) error { return tx.PutBlob(index.BlobRecord{Digest: d, Origin: "hosted"}) })
+	attempts := 0
+	err := x.Update(context.Background(), func(tx index.Txn) error {
+		attempts++
+		r, err := tx.Blob(d)
+		if err != nil {
+			return err
+		}
+		update(t, x, func(tx index.Txn) error { // another writer, every time
+			r, err := tx.Blob(d)
+			if err != nil {
+				return err
+			}
+			r.Hits++
+			return tx.PutBlob(r)
+		})
+		r.Size++
+		return tx.PutBlob(r)
+	})
+	if !index.IsConflict(err) || attempts != 50 || !strings.Contains(err.Error(), "after 50 attempts") {
+		t.Errorf("after %d attempts: %v (IsConflict %v)", attempts, err, index.IsConflict(err))
+	}
+	view(t, x, func(tx index.Txn) error {
+		if r, _ := tx.Blob(d); r.Size != 0 || r.Hits != 50 {
+			t.Errorf("record %+v: the given-up Update wrote, or another's write was lost", r)
+		}
+		return nil
+	})
+}
