@@ -104,8 +104,8 @@ func (t *Txn) flush() error {
 		at[i], hits[i] = p.at, p.hits
 	}
 	t.touches = nil
-	_, err := t.tx.Exec(t.ctx, touchSQL, ds, at, hits)
-	if err = t.note(err); err != nil {
+	err := t.note(t.send(touchSQL, []any{ds, at, hits}, drain))
+	if err != nil {
 		if len(ds) == 1 {
 			return fail(err, "record reads of %s", ds[0])
 		}
@@ -182,7 +182,7 @@ func (t *Txn) EachLeastRecentAfter(c *index.LRUCursor, before time.Time, fn func
 func (t *Txn) Pin(d oci.Digest, rule string) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("INSERT INTO pins (digest, rule) VALUES ($1, $2) ON CONFLICT DO NOTHING", d, rule)
+		err = t.exec("INSERT INTO pins (digest, rule) VALUES ($1, $2) ON CONFLICT DO NOTHING", d, rule)
 	}
 	if err != nil {
 		return fail(err, "pin %s (%s)", d, rule)
@@ -194,7 +194,7 @@ func (t *Txn) Pin(d oci.Digest, rule string) error {
 func (t *Txn) Unpin(d oci.Digest, rule string) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("DELETE FROM pins WHERE digest = $1 AND ($2 = '' OR rule = $2)", d, rule)
+		err = t.exec("DELETE FROM pins WHERE digest = $1 AND ($2 = '' OR rule = $2)", d, rule)
 	}
 	if err != nil {
 		return fail(err, "unpin %s", d)
@@ -256,7 +256,7 @@ func (t *Txn) TagChecked(repo, tag string) (time.Time, error) {
 func (t *Txn) SetTagChecked(repo, tag string, at time.Time) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("INSERT INTO tag_checks (repo, tag, checked) VALUES ($1, $2, $3) ON CONFLICT (repo, tag) DO UPDATE SET checked = EXCLUDED.checked",
+		err = t.exec("INSERT INTO tag_checks (repo, tag, checked) VALUES ($1, $2, $3) ON CONFLICT (repo, tag) DO UPDATE SET checked = EXCLUDED.checked",
 			repo, tag, at.UnixNano())
 	}
 	if err != nil {

@@ -27,7 +27,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -123,7 +122,7 @@ func (x *Index) Update(ctx context.Context, fn func(index.Txn) error) error {
 func (x *Index) update(ctx context.Context, fn func(*Txn) error) error {
 	lost := 0
 	for attempt := 1; ; attempt++ {
-		r := x.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+		r := x.run(ctx, beginUpdate, fn)
 		switch {
 		case r.err == nil:
 			return nil
@@ -167,7 +166,7 @@ func (x *Index) View(fn func(index.Txn) error) error {
 
 func (x *Index) view(fn func(*Txn) error) error {
 	for lost := 0; ; lost++ {
-		r := x.run(context.Background(), pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+		r := x.run(context.Background(), beginView, fn)
 		switch {
 		case r.err == nil || r.fnErr:
 			return r.err
@@ -190,41 +189,68 @@ type result struct {
 	lost bool
 }
 
-// run is one attempt: fn in a transaction of opts, committed when fn
-// succeeds. A conflict or a lost connection that a statement of fn met
-// is reported as such even when fn went on or returned another error:
-// the transaction is void.
-func (x *Index) run(ctx context.Context, opts pgx.TxOptions, fn func(*Txn) error) result {
-	tx, err := x.pool.BeginTx(ctx, opts)
+// The statements that begin Update's and View's transactions.
+const (
+	beginUpdate = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+	beginView   = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+)
+
+// run is one attempt: fn in a transaction begun with begin, committed
+// when fn succeeds. A conflict or a lost connection that a statement of
+// fn met is reported as such even when fn went on or returned another
+// error: the transaction is void.
+func (x *Index) run(ctx context.Context, begin string, fn func(*Txn) error) result {
+	conn, err := x.pool.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{err: ctx.Err()}
 		}
 		return result{err: x.connError(err, "begin a transaction"), lost: unavailable(err)}
 	}
-	t := &Txn{x: x, ctx: ctx, tx: tx, readOnly: opts.AccessMode == pgx.ReadOnly}
+	// A connection left in a transaction (a failed ROLLBACK) is closed
+	// by the pool on release, not reused.
+	defer conn.Release()
+	t := &Txn{x: x, ctx: ctx, conn: conn, begin: begin, readOnly: begin == beginView}
 	err = fn(t)
 	if err == nil {
 		err = t.flush()
 	}
 	switch {
 	case t.lost != nil:
-		tx.Rollback(context.WithoutCancel(ctx))
+		t.rollback()
 		if err == nil { // fn went on after the failure
 			err = t.lost
 		}
 		return result{err: err, lost: true}
 	case t.conflict != nil:
-		tx.Rollback(context.WithoutCancel(ctx))
+		t.rollback()
 		return result{err: t.conflict}
 	case err != nil:
-		tx.Rollback(context.WithoutCancel(ctx))
+		t.rollback()
 		return result{err: err, fnErr: true}
+	case !t.begun:
+		return result{}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			return result{err: ctx.Err()}
+		}
 		return result{err: x.connError(err, "")}
+	case tag.String() == "ROLLBACK":
+		// A statement failed and fn went on regardless: the server
+		// rolled everything back.
+		return result{err: errors.New("the transaction was rolled back: a statement in it had failed")}
 	}
 	return result{}
+}
+
+// rollback ends a transaction that will not commit.
+func (t *Txn) rollback() {
+	if t.begun {
+		t.conn.Exec(context.WithoutCancel(t.ctx), "ROLLBACK")
+	}
 }
 
 // conflictError is an Update that gave up: other writers kept changing

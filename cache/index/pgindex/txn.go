@@ -6,7 +6,7 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/oci"
@@ -16,9 +16,14 @@ import (
 // Badger's index.Txn. It is used by one goroutine, inside the fn of
 // Update or View only.
 type Txn struct {
-	x        *Index
-	ctx      context.Context
-	tx       pgx.Tx
+	x    *Index
+	ctx  context.Context
+	conn *pgxpool.Conn
+	// begin is the statement that starts the transaction. It is sent
+	// with the first statement of fn, in one round trip; a transaction
+	// that sent nothing has nothing to commit.
+	begin    string
+	begun    bool
 	readOnly bool
 	// conflict is the first serialization failure or deadlock a statement
 	// met: the transaction is void, whatever fn does next, and runs again.
@@ -65,34 +70,73 @@ func (t *Txn) writable() error {
 	return nil
 }
 
-func (t *Txn) exec(sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := t.flush(); err != nil {
-		return pgconn.CommandTag{}, err
+// send runs one statement, preceded by BEGIN when it is the
+// transaction's first (in the same round trip), and hands its rows to
+// read, which closes them and returns rows.Err().
+func (t *Txn) send(sql string, args []any, read func(pgx.Rows) error) error {
+	if t.begun {
+		rows, _ := t.conn.Query(t.ctx, sql, args...) // an error comes back from the rows
+		return read(rows)
 	}
-	tag, err := t.tx.Exec(t.ctx, sql, args...)
-	return tag, t.note(err)
+	t.begun = true
+	b := &pgx.Batch{}
+	b.Queue(t.begin)
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(t.ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		rows, _ := br.Query()
+		err = read(rows)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
-// row runs a query of one row; pgx.ErrNoRows becomes ErrNotFound.
-func (t *Txn) row(sql string, args []any, dest ...any) error {
+func drain(rows pgx.Rows) error {
+	rows.Close()
+	return rows.Err()
+}
+
+// query runs a statement after the reads Touch has recorded.
+func (t *Txn) query(sql string, args []any, read func(pgx.Rows) error) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	err := t.tx.QueryRow(t.ctx, sql, args...).Scan(dest...)
-	if errors.Is(err, pgx.ErrNoRows) {
+	return t.note(t.send(sql, args, read))
+}
+
+func (t *Txn) exec(sql string, args ...any) error { return t.query(sql, args, drain) }
+
+// row runs a query of one row; no row is ErrNotFound.
+func (t *Txn) row(sql string, args []any, dest ...any) error {
+	found := false
+	err := t.query(sql, args, func(rows pgx.Rows) error {
+		if rows.Next() {
+			found = true
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		return drain(rows)
+	})
+	if err == nil && !found {
 		return index.ErrNotFound
 	}
-	return t.note(err)
+	return err
 }
 
 // collect runs a query and reads all its rows.
 func collect[T any](t *Txn, sql string, args []any, scan pgx.RowToFunc[T]) ([]T, error) {
-	if err := t.flush(); err != nil {
-		return nil, err
-	}
-	rows, _ := t.tx.Query(t.ctx, sql, args...) // an error comes back from CollectRows
-	out, err := pgx.CollectRows(rows, scan)
-	return out, t.note(err)
+	var out []T
+	err := t.query(sql, args, func(rows pgx.Rows) error {
+		var err error
+		out, err = pgx.CollectRows(rows, scan)
+		return err
+	})
+	return out, err
 }
 
 func strings1(row pgx.CollectableRow) (string, error) { return pgx.RowTo[string](row) }
@@ -148,7 +192,7 @@ ON CONFLICT (origin) DO UPDATE SET bytes = usage.bytes + EXCLUDED.bytes, blobs =
 func (t *Txn) PutBlob(r index.BlobRecord) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec(putBlobSQL, r.Digest, r.Size, r.MediaType, r.Origin, ns(r.Created), ns(r.LastAccess), r.Hits)
+		err = t.exec(putBlobSQL, r.Digest, r.Size, r.MediaType, r.Origin, ns(r.Created), ns(r.LastAccess), r.Hits)
 	}
 	if err != nil {
 		return fail(err, "put blob %s", r.Digest)
@@ -189,7 +233,7 @@ func (t *Txn) deleteBlobs(ds []oci.Digest) ([]index.BlobRecord, error) {
 func (t *Txn) LinkBlob(repo string, d oci.Digest) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("INSERT INTO links (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING", repo, d)
+		err = t.exec("INSERT INTO links (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING", repo, d)
 	}
 	if err != nil {
 		return fail(err, "link %s into %s", d, repo)
@@ -201,7 +245,7 @@ func (t *Txn) LinkBlob(repo string, d oci.Digest) error {
 func (t *Txn) UnlinkBlob(repo string, d oci.Digest) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("DELETE FROM links WHERE repo = $1 AND digest = $2", repo, d)
+		err = t.exec("DELETE FROM links WHERE repo = $1 AND digest = $2", repo, d)
 	}
 	if err != nil {
 		return fail(err, "unlink %s from %s", d, repo)
@@ -329,7 +373,7 @@ func (t *Txn) PutManifest(repo string, r index.ManifestRecord) error {
 			annotations, err = json.Marshal(r.Annotations)
 		}
 		if err == nil {
-			_, err = t.exec(`INSERT INTO manifests (`+manifestColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
+			err = t.exec(`INSERT INTO manifests (`+manifestColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
 ON CONFLICT (repo, digest) DO UPDATE SET media_type = EXCLUDED.media_type, size = EXCLUDED.size,
 	artifact_type = EXCLUDED.artifact_type, subject = EXCLUDED.subject, annotations = EXCLUDED.annotations, created = EXCLUDED.created`,
 				repo, r.Digest, r.MediaType, r.Size, r.ArtifactType, (*string)(r.Subject), nullJSON(annotations), ns(r.Created))
@@ -420,7 +464,7 @@ func (t *Txn) Tag(repo, tag string) (oci.Digest, error) {
 func (t *Txn) SetTag(repo, tag string, d oci.Digest) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("INSERT INTO tags (repo, tag, digest) VALUES ($1, $2, $3) ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest", repo, tag, d)
+		err = t.exec("INSERT INTO tags (repo, tag, digest) VALUES ($1, $2, $3) ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest", repo, tag, d)
 	}
 	if err != nil {
 		return fail(err, "tag %s as %s:%s", d, repo, tag)
@@ -432,7 +476,7 @@ func (t *Txn) SetTag(repo, tag string, d oci.Digest) error {
 func (t *Txn) DeleteTag(repo, tag string) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("DELETE FROM tags WHERE repo = $1 AND tag = $2", repo, tag)
+		err = t.exec("DELETE FROM tags WHERE repo = $1 AND tag = $2", repo, tag)
 	}
 	if err != nil {
 		return fail(err, "delete tag %s:%s", repo, tag)
@@ -509,7 +553,7 @@ func (t *Txn) AddReferrer(repo string, subject oci.Digest, desc oci.Descriptor) 
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(desc); err == nil {
-			_, err = t.exec(`INSERT INTO referrers (repo, subject, digest, descriptor) VALUES ($1, $2, $3, $4::text::jsonb)
+			err = t.exec(`INSERT INTO referrers (repo, subject, digest, descriptor) VALUES ($1, $2, $3, $4::text::jsonb)
 ON CONFLICT (repo, subject, digest) DO UPDATE SET descriptor = EXCLUDED.descriptor`, repo, subject, desc.Digest, string(b))
 		}
 	}
@@ -541,7 +585,7 @@ func (t *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, erro
 func (t *Txn) PutUpload(r index.UploadRecord) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("INSERT INTO uploads (id, repo, started) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET repo = EXCLUDED.repo, started = EXCLUDED.started",
+		err = t.exec("INSERT INTO uploads (id, repo, started) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET repo = EXCLUDED.repo, started = EXCLUDED.started",
 			r.ID, r.Repo, ns(r.Started))
 	}
 	if err != nil {
@@ -573,7 +617,7 @@ func (t *Txn) Upload(id string) (index.UploadRecord, error) {
 func (t *Txn) DeleteUpload(id string) error {
 	err := t.writable()
 	if err == nil {
-		_, err = t.exec("DELETE FROM uploads WHERE id = $1", id)
+		err = t.exec("DELETE FROM uploads WHERE id = $1", id)
 	}
 	if err != nil {
 		return fail(err, "delete upload %s", id)
