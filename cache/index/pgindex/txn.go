@@ -78,13 +78,15 @@ func (t *Txn) send(sql string, args []any, read func(pgx.Rows) error) error {
 		rows, _ := t.conn.Query(t.ctx, sql, args...) // an error comes back from the rows
 		return read(rows)
 	}
-	t.begun = true
 	b := &pgx.Batch{}
 	b.Queue(t.begin)
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(t.ctx, b)
+	// An argument that cannot be encoded fails the batch before anything
+	// is sent: then the next statement begins the transaction.
 	_, err := br.Exec()
 	if err == nil {
+		t.begun = true
 		rows, _ := br.Query()
 		err = read(rows)
 	}

@@ -505,3 +505,50 @@ func TestUpdateGivesUp(t *testing.T) {
 		return nil
 	})
 }
+
+// A statement that fails, whether pgx refuses its arguments or the
+// server refuses the statement, leaves nothing of the transaction
+// committed, even when fn carries on and returns nil.
+func TestFailedStatementIgnoredByFn(t *testing.T) {
+	x := open(t)
+	d := dgN(1)
+	for _, bad := range []string{"nul\x00", "latin1\xff"} {
+		for _, first := range []bool{true, false} {
+			err := x.Update(context.Background(), func(tx index.Txn) error {
+				if !first {
+					if err := tx.SetTag("r", "before", d); err != nil {
+						return err
+					}
+				}
+				if err := tx.SetTag("r", bad, d); err == nil {
+					t.Errorf("SetTag(%q) succeeded", bad)
+				}
+				tx.SetTag("r", "after", d) // fn carries on regardless
+				return nil
+			})
+			tags := must(t)(func() ([]string, error) {
+				var tags []string
+				err := x.View(func(tx index.Txn) error { var err error; tags, err = tx.Tags("r", -1, ""); return err })
+				return tags, err
+			}())
+			t.Logf("%q, first statement %v: Update = %v, tags %v", bad, first, err, tags)
+			if err == nil && len(tags) != 2 || err != nil && len(tags) != 0 {
+				t.Errorf("%q, first %v: Update = %v and tags %v: committed in part", bad, first, err, tags)
+			}
+			x.Update(context.Background(), func(tx index.Txn) error {
+				tx.DeleteTag("r", "before")
+				return tx.DeleteTag("r", "after")
+			})
+		}
+	}
+}
+
+func must(t *testing.T) func([]string, error) []string {
+	return func(v []string, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
