@@ -1,18 +1,68 @@
 // Package pgindex is wharf's metadata index in PostgreSQL, for cluster
 // mode: several wharf replicas share one database, as they share one
-// bucket for the blobs. It keeps exactly what package index keeps in
-// Badger, with the same semantics, so the code above runs on either.
+// bucket for the blobs. It implements index.Index and index.Txn with the
+// Badger index's semantics, checked by indextest.Run and by a test that
+// runs the same random operations on both and compares every read.
 //
-// Transactions are SERIALIZABLE. Badger's transactions are optimistic and
-// detect read-write conflicts: one whose reads a concurrent commit
-// overwrote fails and is retried. PostgreSQL's serializable isolation is
-// the same contract (serializable snapshot isolation), so code written for
-// Badger (read a record, decide, write) stays correct without a row lock
-// in every read. REPEATABLE READ with explicit locks would need each
-// caller to say what it means to write, and would still let two writers
-// that read each other's rows skew. A serialization failure or a deadlock
-// (SQLSTATE 40001, 40P01) makes Update run fn again, as Badger does on
-// ErrConflict.
+// # Transactions
+//
+// Update's transactions are SERIALIZABLE. Badger's transactions are
+// optimistic and detect read-write conflicts: one whose reads a
+// concurrent commit overwrote fails and is retried. PostgreSQL's
+// serializable isolation is the same contract (serializable snapshot
+// isolation), so code written for Badger (read a record, decide, write)
+// stays correct without a row lock in every read. REPEATABLE READ with
+// explicit locks would need each caller to say what it means to write,
+// and would still let two writers that read each other's rows skew. A
+// serialization failure or a deadlock (SQLSTATE 40001, 40P01) makes
+// Update run fn again, up to 50 times, as Badger does on ErrConflict; an
+// Update that gives up wraps index.ErrConflict. View is a READ ONLY
+// REPEATABLE READ transaction: one snapshot, as Badger's read
+// transactions are.
+//
+// # Schema
+//
+// Migrations are versioned (table schema_migrations) and applied at Open
+// under an advisory lock, each in its own transaction. Tables:
+//
+//	blobs       digest → size, media type, origin, created, last access, hits (index.BlobRecord)
+//	            with blobs_lru, a partial index of the evictable ones in (last access, digest) order
+//	links       (repo, digest): the blob is visible in the repository; links_by_digest reverses it
+//	manifests   (repo, digest) → media type, size, artifact type, subject, annotations, created
+//	tags        (repo, tag) → digest; tags_by_digest for TagsFor and DeleteManifest
+//	referrers   (repo, subject, digest) → the referrer's descriptor (JSON)
+//	uploads     id → repo, started
+//	pins        (digest, rule)
+//	usage       origin → bytes, blobs: updated in the statement that writes or removes a record
+//	tag_checks  (repo, tag) → when it was last confirmed upstream
+//
+// Text is COLLATE "C" so that pages of tags and repositories come in
+// Badger's byte order; times are unix nanoseconds, as Badger keeps them.
+//
+// # Differences from the Badger index that remain
+//
+//   - An evictable record with a zero LastAccess is the least recently
+//     used here; Badger's LRU key of the zero time sorts it last (as if
+//     read in 1754). The cache always records a last access.
+//   - Text is PostgreSQL's: a repository, tag or media type with a NUL
+//     byte or invalid UTF-8 is refused. The registry validates names and
+//     tags before they reach the index.
+//   - Times must lie in 1678–2262 (unix nanoseconds in an int64); Badger
+//     stores others as JSON.
+//   - A failed statement voids its transaction: when fn ignores the
+//     error and goes on, the Update fails with nothing written, where
+//     Badger would commit fn's other writes.
+//   - ctx bounds every statement of an Update: cancelling it rolls back
+//     the attempt in progress (Badger runs the first attempt to the end).
+//   - A connection the server dropped before the commit makes Update or
+//     View run fn again on a fresh one (up to three times): fn may run
+//     more than once anyway, on conflicts.
+//   - Evict reads the links of what it removes in its own transaction,
+//     so a link added after PlanEviction is removed too, where Badger's
+//     removes the links the plan found.
+//   - The Each methods read pages of 1000 rows: a record that fn adds
+//     ahead of the walk, in an Update, is visited.
+//   - RunGC does nothing: autovacuum reclaims the space.
 package pgindex
 
 import (
