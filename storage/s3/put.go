@@ -23,8 +23,12 @@ import (
 // (and hashed) while the one before it is uploaded. A blob that fits in
 // one part is checked and then sent with one PutObject; a larger one goes
 // up as a multipart upload that is completed only after the last byte
-// was checked, and aborted on any failure, cancel or mismatch. Writing an
-// existing blob again replaces it with the same bytes.
+// was checked, and aborted on any failure, cancel or mismatch.
+//
+// Writing an existing blob again replaces it with the same bytes rather
+// than skipping the write when a HEAD finds it: across replicas, a GC of
+// another replica may delete it between that HEAD and the end of this Put,
+// and the replacement is what keeps the blob there when the Put says so.
 //
 // Errors keep their cause for errors.Is: the reader's, the context's,
 // storage.ErrNoSpace for a full bucket, oci.ErrDigestInvalid or
@@ -115,7 +119,11 @@ func (p *put) single(b []byte) error {
 	if err := p.verify(); err != nil {
 		return err
 	}
-	_, err := p.s.core.PutObject(p.ctx, p.s.bucket, p.s.key(p.d), bytes.NewReader(b), int64(len(b)), "", sha256Hex(b),
+	sum := p.d.Hex() // checked: the payload's own sha256
+	if p.d.Algorithm() != "sha256" {
+		sum = sha256Hex(b)
+	}
+	_, err := p.s.core.PutObject(p.ctx, p.s.bucket, p.s.key(p.d), bytes.NewReader(b), int64(len(b)), "", sum,
 		minio.PutObjectOptions{DisableContentSha256: true})
 	return p.cause(err)
 }

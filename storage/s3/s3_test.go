@@ -373,6 +373,21 @@ func testSweep(t *testing.T, e *server) {
 	if u := unfinished(t, e.open(t, other)); u.Count != 1 {
 		t.Fatalf("the sweep reached outside its prefix: the other deployment has %+v", u)
 	}
+
+	// With no prefix, another deployment's prod/blobs/ is still not ours.
+	root := e.config()
+	root.Bucket, root.Prefix = e.name("sweep"), ""
+	e.g.MakeBucket(root.Bucket)
+	prod := root
+	prod.Prefix = "prod/"
+	startUpload(t, e, root, "blobs/sha256/"+d.Hex()[:2]+"/"+d.Hex())
+	startUpload(t, e, prod, "blobs/sha256/"+d.Hex()[:2]+"/"+d.Hex())
+	if n, err := e.open(t, root).SweepUploads(context.Background(), -time.Hour); err != nil || n != 1 {
+		t.Fatalf("SweepUploads with no prefix = %d, %v; want 1 (its own)", n, err)
+	}
+	if u := unfinished(t, e.open(t, prod)); u.Count != 1 {
+		t.Fatalf("a sweep with no prefix reached prod/: %+v", u)
+	}
 }
 
 // testPresign: a plain GET of the presigned URL, without credentials,

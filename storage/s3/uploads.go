@@ -8,7 +8,7 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// Unfinished describes the multipart uploads under the prefix that were
+// Unfinished describes the multipart uploads of blobs that were
 // neither completed nor aborted: the leftovers of replicas killed
 // mid-upload, or uploads in progress right now, which no listing can tell
 // apart, hence the grace period. fsck reports it.
@@ -18,8 +18,8 @@ type Unfinished struct {
 	Oldest time.Time // when the oldest started (the server's clock); zero if none
 }
 
-// CleanTemp aborts the unfinished multipart uploads under the prefix that
-// are older than Config.UploadGrace, and returns how many it aborted.
+// CleanTemp aborts the unfinished multipart uploads of blobs that are
+// older than Config.UploadGrace, and returns how many it aborted.
 // Unlike the filesystem's temp files, these are shared by every replica
 // of the bucket, and a young one may be another replica's Put under way:
 // it is left alone.
@@ -29,8 +29,8 @@ func (s *Store) CleanTemp() (removed int, err error) {
 	return s.SweepUploads(ctx, s.grace)
 }
 
-// SweepUploads aborts the unfinished multipart uploads under the prefix
-// that started more than olderThan ago, by the server's clock as this
+// SweepUploads aborts the unfinished multipart uploads of blobs that
+// started more than olderThan ago, by the server's clock as this
 // machine sees it: a server clock behind this one by more than olderThan
 // would let a young upload look old, which the grace period's size covers.
 func (s *Store) SweepUploads(ctx context.Context, olderThan time.Duration) (removed int, err error) {
@@ -48,7 +48,7 @@ func (s *Store) SweepUploads(ctx context.Context, olderThan time.Duration) (remo
 	return removed, err
 }
 
-// Unfinished counts the unfinished multipart uploads under the prefix.
+// Unfinished counts the unfinished multipart uploads of blobs.
 func (s *Store) Unfinished(ctx context.Context) (Unfinished, error) {
 	var rep Unfinished
 	cutoff := s.now().Add(-s.grace)
@@ -65,14 +65,16 @@ func (s *Store) Unfinished(ctx context.Context) (Unfinished, error) {
 	return rep, err
 }
 
-// eachUpload calls fn for every unfinished multipart upload under the
-// prefix, page by page.
+// eachUpload calls fn for every unfinished multipart upload of the blob
+// family, page by page. Only blobs/: with an empty prefix, another
+// deployment's PREFIX/blobs/ must not be swept by this one.
 func (s *Store) eachUpload(ctx context.Context, fn func(minio.ObjectMultipartInfo) error) error {
 	var keyMarker, idMarker string
+	dir := s.blobsDir()
 	for {
-		res, err := s.core.ListMultipartUploads(ctx, s.bucket, s.prefix, keyMarker, idMarker, "", 1000)
+		res, err := s.core.ListMultipartUploads(ctx, s.bucket, dir, keyMarker, idMarker, "", 1000)
 		if err != nil {
-			return fmt.Errorf("storage: s3: listing unfinished uploads under %q in bucket %s: %w", s.prefix, s.bucket, err)
+			return fmt.Errorf("storage: s3: listing unfinished uploads under %s in bucket %s: %w", dir, s.bucket, err)
 		}
 		for _, u := range res.Uploads {
 			if err := fn(u); err != nil {
