@@ -5,7 +5,9 @@ package s3_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/wharf-registry/wharf/e2e/harness"
 	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/storage/s3"
 )
 
@@ -194,4 +197,42 @@ func BenchmarkOpenRead(b *testing.B) {
 		}
 		f.Close()
 	}
+}
+
+// TestS3DiskFull puts blobs into a server whose disk fills up: the Put
+// fails with storage.ErrNoSpace (so a cache fill evicts), and leaves
+// nothing behind. Its own server: the backend's root is a small
+// filesystem.
+func TestS3DiskFull(t *testing.T) {
+	fs := harness.MountSmallFS(t, 32<<20)
+	e := &server{g: harness.StartVersityGWOn(t, fs.Dir), tr: http.DefaultTransport.(*http.Transport).Clone()}
+	defer e.tr.CloseIdleConnections()
+	e.g.MakeBucket("wharf")
+	s := e.open(t, e.config())
+	full := func(what string, d oci.Digest, err error) {
+		t.Helper()
+		if !errors.Is(err, storage.ErrNoSpace) {
+			t.Fatalf("%s on %s of 32 MiB = %v, want ErrNoSpace", what, fs.Kind, err)
+		}
+		t.Log(err)
+		mustBeAbsent(t, s, d)
+		if u := unfinished(t, s); u.Count != 0 {
+			t.Errorf("after a full disk: %+v, want no unfinished upload", u)
+		}
+	}
+	const big = 64 << 20 // a multipart upload that cannot fit
+	d := digestOf(t, 8, big)
+	_, err := s.Put(context.Background(), d, big, newGen(8, big))
+	full("Put of 64 MiB", d, err)
+	// Single-part blobs until one does not fit.
+	const small = partSize - 1
+	err = nil
+	for seed := byte(10); err == nil; seed++ {
+		if seed == 20 {
+			t.Fatalf("ten blobs of %d bytes fit on 32 MiB: %v", small, err)
+		}
+		d = digestOf(t, seed, small)
+		_, err = s.Put(context.Background(), d, small, newGen(seed, small))
+	}
+	full("Put of one part", d, err)
 }
