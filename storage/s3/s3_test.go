@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,6 +107,7 @@ func TestS3(t *testing.T) {
 		{"SweepUnfinished", testSweep},
 		{"KilledBetweenParts", testKilled},
 		{"Presign", testPresign},
+		{"RangesPassThrough", testRanges},
 		{"MemoryFlat", testMemoryFlat},
 		{"ServerStopped", testServerStopped},
 		{"ServerStoppedMidPut", testStoppedMidPut},
@@ -454,5 +456,60 @@ func testStoppedMidPut(t *testing.T, e *server) {
 	}
 	if u := unfinished(t, s); u.Count != 0 {
 		t.Errorf("after the sweep: %+v, want none", u)
+	}
+}
+
+// rangeLog records the Range header of every GET.
+type rangeLog struct {
+	base   http.RoundTripper
+	mu     sync.Mutex
+	ranges []string
+}
+
+func (l *rangeLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "" {
+		l.mu.Lock()
+		l.ranges = append(l.ranges, r.Header.Get("Range"))
+		l.mu.Unlock()
+	}
+	return l.base.RoundTrip(r)
+}
+
+// testRanges: ReadAt and Seek become Range requests, so a ranged GET of a
+// large blob does not download all of it.
+func testRanges(t *testing.T, e *server) {
+	cfg := e.config()
+	log := &rangeLog{base: e.tr}
+	cfg.Transport = log
+	s := e.open(t, cfg)
+	const n = 2*partSize + 1
+	d := digestOf(t, 9, n)
+	if _, err := s.Put(context.Background(), d, n, newGen(9, n)); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, n)
+	if _, err := io.ReadFull(newGen(9, n), want); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := s.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, 10)
+	if _, err := f.ReadAt(got, 3<<20); err != nil || !bytes.Equal(got, want[3<<20:3<<20+10]) {
+		t.Fatalf("ReadAt = %v, or other bytes", err)
+	}
+	if _, err := f.Seek(n-10, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(f, got); err != nil || !bytes.Equal(got, want[n-10:]) {
+		t.Fatalf("Seek+Read = %v, or other bytes", err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	wantRanges := []string{fmt.Sprintf("bytes=%d-%d", 3<<20, 3<<20+9), fmt.Sprintf("bytes=%d-", n-10)}
+	if fmt.Sprint(log.ranges) != fmt.Sprint(wantRanges) {
+		t.Errorf("GETs with Range %q, want %q", log.ranges, wantRanges)
 	}
 }
