@@ -108,6 +108,7 @@ func TestS3(t *testing.T) {
 		{"KilledBetweenParts", testKilled},
 		{"Presign", testPresign},
 		{"RangesPassThrough", testRanges},
+		{"EmptyAndSHA512", testEmptyAndSHA512},
 		{"MemoryFlat", testMemoryFlat},
 		{"ServerStopped", testServerStopped},
 		{"ServerStoppedMidPut", testStoppedMidPut},
@@ -511,5 +512,40 @@ func testRanges(t *testing.T, e *server) {
 	wantRanges := []string{fmt.Sprintf("bytes=%d-%d", 3<<20, 3<<20+9), fmt.Sprintf("bytes=%d-", n-10)}
 	if fmt.Sprint(log.ranges) != fmt.Sprint(wantRanges) {
 		t.Errorf("GETs with Range %q, want %q", log.ranges, wantRanges)
+	}
+}
+
+// testEmptyAndSHA512: an empty blob is one empty PutObject; sha512 blobs
+// are hashed with sha512, single-part and multipart, and listed as such.
+func testEmptyAndSHA512(t *testing.T, e *server) {
+	s := e.open(t, e.config())
+	empty := oci.FromBytes(nil)
+	if n, err := s.Put(context.Background(), empty, -1, bytes.NewReader(nil)); err != nil || n != 0 {
+		t.Fatalf("Put of the empty blob = %d, %v", n, err)
+	}
+	if size, err := s.Stat(empty); err != nil || size != 0 {
+		t.Fatalf("Stat of the empty blob = %d, %v", size, err)
+	}
+	want := map[oci.Digest]int64{empty: 0}
+	for _, n := range []int64{1000, 2*partSize + 5} {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(newGen(11, n), b); err != nil {
+			t.Fatal(err)
+		}
+		d := oci.FromBytesAlg("sha512", b)
+		if _, err := s.Put(context.Background(), d, -1, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Verify(d); err != nil || !ok {
+			t.Fatalf("Verify %s = %v, %v", d, ok, err)
+		}
+		want[d] = n
+	}
+	got := map[oci.Digest]int64{}
+	if err := s.Walk(func(d oci.Digest, n int64) error { got[d] = n; return nil }, func(p string) { t.Errorf("bad %s", p) }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Walk = %v, want %v", got, want)
 	}
 }
