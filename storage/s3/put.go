@@ -26,9 +26,11 @@ import (
 // was checked, and aborted on any failure, cancel or mismatch.
 //
 // Writing an existing blob again replaces it with the same bytes rather
-// than skipping the write when a HEAD finds it: across replicas, a GC of
-// another replica may delete it between that HEAD and the end of this Put,
-// and the replacement is what keeps the blob there when the Put says so.
+// than skipping the write when a HEAD finds it: skipping would open a
+// window, from that HEAD to the Put's return, in which another replica's
+// GC could delete the blob this Put then reports as written. Claims in
+// PostgreSQL will close such cross-replica races; until then, writing is
+// the safer of the two.
 //
 // Errors keep their cause for errors.Is: the reader's, the context's,
 // storage.ErrNoSpace for a full bucket, oci.ErrDigestInvalid or

@@ -92,7 +92,8 @@ type Config struct {
 
 	// PartSize is the multipart part size and the largest blob sent in
 	// one PutObject; 0 means DefaultPartSize, and it must be at least
-	// MinPartSize. Each Put holds at most two parts in memory.
+	// MinPartSize. Each Put holds at most two parts in memory, so n
+	// concurrent Puts hold 2n parts.
 	PartSize int64
 	// UploadGrace: CleanTemp aborts only unfinished multipart uploads
 	// older than this; 0 means DefaultUploadGrace.
@@ -100,7 +101,11 @@ type Config struct {
 	// MaxRetries is how many times a failed request is tried; 0 means
 	// minio-go's default (10).
 	MaxRetries int
-	// Transport carries the requests; nil means minio-go's default.
+	// Transport carries the requests (a custom CA, a proxy); nil means
+	// minio-go's default, which gives up on a server that sends no
+	// response header for a minute. Stat, Open, Delete, Verify and Walk
+	// have no context (storage.BlobStore's signatures), so a Transport
+	// should keep such a limit.
 	Transport http.RoundTripper
 }
 
