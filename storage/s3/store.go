@@ -120,7 +120,6 @@ type Store struct {
 	partSize int64
 	parts    sync.Pool // *[]byte of partSize: a Put takes one or two
 	grace    time.Duration
-	now      func() time.Time
 }
 
 var _ storage.BlobStore = (*Store)(nil)
@@ -165,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		client: client, core: minio.Core{Client: client},
 		bucket: cfg.Bucket, prefix: normalizePrefix(cfg.Prefix), endpoint: where,
-		partSize: part, grace: grace, now: time.Now,
+		partSize: part, grace: grace,
 	}
 	s.parts.New = func() any { b := make([]byte, part); return &b }
 	// The check tries once: at start a refused connection is an answer,
@@ -213,7 +212,7 @@ func (s *Store) key(d oci.Digest) string {
 	return s.blobsDir() + d.Algorithm() + "/" + h[:2] + "/" + h
 }
 
-// Bucket and Prefix say where the store keeps its keys (for messages).
+// Bucket is the bucket the store keeps its keys in (for messages).
 func (s *Store) Bucket() string { return s.bucket }
 
 // Prefix is the normalised key prefix: empty or ending in "/".

@@ -34,7 +34,7 @@ func (s *Store) CleanTemp() (removed int, err error) {
 // machine sees it: a server clock behind this one by more than olderThan
 // would let a young upload look old, which the grace period's size covers.
 func (s *Store) SweepUploads(ctx context.Context, olderThan time.Duration) (removed int, err error) {
-	cutoff := s.now().Add(-olderThan)
+	cutoff := time.Now().Add(-olderThan)
 	err = s.eachUpload(ctx, func(u minio.ObjectMultipartInfo) error {
 		if !u.Initiated.Before(cutoff) {
 			return nil
@@ -51,7 +51,7 @@ func (s *Store) SweepUploads(ctx context.Context, olderThan time.Duration) (remo
 // Unfinished counts the unfinished multipart uploads of blobs.
 func (s *Store) Unfinished(ctx context.Context) (Unfinished, error) {
 	var rep Unfinished
-	cutoff := s.now().Add(-s.grace)
+	cutoff := time.Now().Add(-s.grace)
 	err := s.eachUpload(ctx, func(u minio.ObjectMultipartInfo) error {
 		rep.Count++
 		if u.Initiated.Before(cutoff) {
