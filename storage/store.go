@@ -27,7 +27,7 @@ var ErrNoSpace = errors.New("no space left on the data disk")
 
 // Store is a blob store rooted at a directory.
 type Store struct {
-	claims  claims
+	claims  Claims
 	root    string
 	blobs   string
 	tmp     string
