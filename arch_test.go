@@ -16,6 +16,7 @@ var layers = [][]string{
 	{"oci", "internal/atomicfile", "internal/sdnotify"},
 	{"config", "metrics"},
 	{"storage"},
+	{"storage/s3"},
 	{"cache/index"},
 	{"cache/index/pgindex"},
 	{"upstream"},

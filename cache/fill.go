@@ -103,10 +103,14 @@ func (p *Proxy) openFill(ctx context.Context, repo, canon string, d oci.Digest) 
 func (p *Proxy) joinOrStart(repo, canon string, d oci.Digest) (*fill, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if f, ok := p.fills[d]; ok {
+	if f, ok := p.fills[d]; ok && !f.failed() {
 		f.acquire()
 		return f, false
 	}
+	// A fill that failed (bad bytes, a broken upstream) stays in the map
+	// until its cleanup is done; its clients already got its error. One
+	// arriving now must not join it and get that error too: it starts a
+	// fill of its own, which replaces the failed one here.
 	f := newFill(d, canon, &p.chunks)
 	p.fills[d] = f
 	f.refs++ // the fill goroutine's own reference
@@ -128,7 +132,9 @@ func (p *Proxy) run(f *fill, repo string) {
 	err := p.download(ctx, f, repo)
 	f.finish(err)
 	p.mu.Lock()
-	delete(p.fills, f.digest)
+	if p.fills[f.digest] == f { // not a fill that replaced this failed one
+		delete(p.fills, f.digest)
+	}
 	p.mu.Unlock()
 	f.mu.Lock()
 	joined, received := f.waiters, f.received
@@ -471,6 +477,13 @@ func (f *fill) endReceive(err error) {
 	}
 	f.broadcast()
 	f.mu.Unlock()
+}
+
+// failed reports whether the fill has failed: it will not serve anyone.
+func (f *fill) failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err != nil
 }
 
 // fail fails the fill (unless it failed already), stopping every loop.

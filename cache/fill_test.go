@@ -714,3 +714,60 @@ func TestFillLoopsEndWithTheFill(t *testing.T) {
 	}
 	tf.persist <- nil
 }
+
+// TestFailedFillIsNotJoined: a fill that failed (the upstream sent bad
+// bytes) stays in the proxy's map until its cleanup is done, after its
+// clients got the error. A client arriving meanwhile gets a fill of its
+// own with the right bytes, and the failed fill's cleanup leaves that one
+// in place. (Under load the window was wide enough for a refetch to join
+// the failed fill and get a truncated body.)
+func TestFailedFillIsNotJoined(t *testing.T) {
+	body := bytes.Repeat([]byte("right bytes "), 100_000)
+	d := oci.FromBytes(body)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Write(body)
+	}))
+	defer srv.Close()
+	p, _, done := newTestProxy(t, t.TempDir(), srv.URL)
+	defer done()
+
+	failed := newFill(d, "lib/app", &p.chunks)
+	failed.fail(errors.New("upstream sent bad content"))
+	p.mu.Lock()
+	p.fills[d] = failed
+	p.mu.Unlock()
+
+	f, started := p.joinOrStart("lib/app", "lib/app", d)
+	if !started || f == failed {
+		t.Fatal("a new client joined the failed fill")
+	}
+	p.mu.Lock()
+	if p.fills[d] != f {
+		t.Error("the new fill did not replace the failed one in the map")
+	}
+	p.mu.Unlock()
+	f.release()
+	// The failed fill's cleanup (what run does after download) must not
+	// remove the new one; the new one's own cleanup then does.
+	p.mu.Lock()
+	if p.fills[d] == failed {
+		delete(p.fills, d)
+	}
+	p.mu.Unlock()
+
+	b, err := p.OpenBlob(context.Background(), "lib/app", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var out bytes.Buffer
+	if b.File != nil {
+		_, err = io.Copy(&out, b.File)
+	} else {
+		_, err = b.StreamTo(context.Background(), &out, 0, -1)
+	}
+	if err != nil || !bytes.Equal(out.Bytes(), body) {
+		t.Fatalf("after a failed fill: %d bytes, %v", out.Len(), err)
+	}
+}

@@ -74,7 +74,7 @@ type readinessCheck struct {
 // when the server is not running.
 func (s *Server) readiness() ([]readinessCheck, error) {
 	s.mu.Lock()
-	st, idx, served := s.state, s.idx, s.served
+	st, idx, store, served := s.state, s.idx, s.store, s.served
 	var opsServed chan struct{}
 	if s.ops != nil {
 		opsServed = s.ops.served
@@ -82,6 +82,15 @@ func (s *Server) readiness() ([]readinessCheck, error) {
 	s.mu.Unlock()
 	if st != StateRunning {
 		return nil, errors.New("server is " + string(st))
+	}
+	if s.cfg.Clustered() {
+		// The shared engines, and this replica's own scratch area.
+		return []readinessCheck{
+			{"index", checkIndex(idx)},
+			{"blob_store", checkStore(store)},
+			{"scratch", checkWritable(filepath.Join(s.cfg.DataDir, "scratch", "tmp"))},
+			{"listeners", checkServing(served, opsServed)},
+		}, nil
 	}
 	return []readinessCheck{
 		{"index", checkIndex(idx)},

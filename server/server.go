@@ -25,7 +25,6 @@ import (
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
 	"github.com/wharf-registry/wharf/registry"
-	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
 )
 
@@ -115,7 +114,7 @@ type Server struct {
 	addr       string
 	lock       *os.File
 	idx        index.Index
-	store      *storage.Store
+	store      blobStore
 	hosted     *hosted.Service
 	proxies    []registry.ProxyNamespace
 	http       *http.Server
@@ -190,9 +189,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.closeStores()
 		}
 	}()
-	if s.cfg.Clustered() {
-		return errors.New("storage.s3 and index.postgres (cluster mode) are accepted by the config but not served by this build yet; remove them to run on data_dir")
-	}
 	dir := s.cfg.DataDir
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
@@ -200,34 +196,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.lock, err = lockDir(dir); err != nil {
 		return err
 	}
-	if s.store, err = storage.Open(dir); err != nil {
-		return err
+	if s.cfg.Clustered() {
+		err = s.openCluster(ctx, dir)
+	} else {
+		err = s.openLocal(ctx, dir)
 	}
-	// Through a local: a failed Open's nil *Badger in the interface
-	// field would not compare equal to nil, and closeStores would close it.
-	idx, err := index.Open(filepath.Join(dir, "index"), index.Options{Logger: s.log})
 	if err != nil {
 		return err
-	}
-	s.idx = idx
-	// After a clean stop the index and the files agree: skip the walk of
-	// every blob, which is what makes a large cache slow to start. After a
-	// crash (no marker), reconcile fully.
-	clean := filepath.Join(dir, cleanMarker)
-	if _, statErr := os.Stat(clean); statErr == nil {
-		os.Remove(clean)
-		if n, err := s.store.CleanTemp(); err != nil {
-			return err
-		} else if n > 0 {
-			s.log.Warn("removed temp files left by the last run", "count", n)
-		}
-	} else {
-		s.log.Info("last stop was not clean (or this is the first start): checking the index against the blob files")
-		rep, err := index.Reconcile(ctx, s.idx, s.store)
-		if err != nil {
-			return fmt.Errorf("reconciling index with %s: %w", dir, err)
-		}
-		s.logReconcile(rep)
 	}
 	s.hosted = hosted.New(s.store, s.idx, s.log)
 	s.life = cache.NewLifecycle(cache.LifecycleOptions{

@@ -10,22 +10,25 @@ import (
 // until release is called, waiting while a collection (GC or eviction)
 // is deleting it. Writers and collectors of the same digest thus never
 // interleave "file is there, keep it" with "delete the file".
-func (s *Store) HoldBlob(d oci.Digest) (release func()) { return s.claims.hold(d) }
+func (s *Store) HoldBlob(d oci.Digest) (release func()) { return s.claims.Hold(d) }
 
 // TryCollectBlob claims d for deletion unless it is being written.
-func (s *Store) TryCollectBlob(d oci.Digest) (release func(), ok bool) { return s.claims.tryCollect(d) }
+func (s *Store) TryCollectBlob(d oci.Digest) (release func(), ok bool) { return s.claims.TryCollect(d) }
 
-// claims keeps GC's delete of a blob apart from writes of the same blob.
-// The zero value is ready to use.
-type claims struct {
+// Claims keeps GC's delete of a blob apart from writes of the same blob.
+// The zero value is ready to use. Every BlobStore embeds one, so the
+// exclusion is the same whatever holds the bytes; it is in-process only:
+// replicas sharing one S3 bucket (issue #13) will get theirs from
+// PostgreSQL, with these claims still ordering one replica's goroutines.
+type Claims struct {
 	mu         sync.Mutex
 	writing    map[oci.Digest]int
 	collecting map[oci.Digest]chan struct{}
 }
 
-// hold marks d as being written until release is called, waiting while a
+// Hold marks d as being written until release is called, waiting while a
 // collection deletes it.
-func (c *claims) hold(d oci.Digest) (release func()) {
+func (c *Claims) Hold(d oci.Digest) (release func()) {
 	for {
 		c.mu.Lock()
 		if ch, ok := c.collecting[d]; ok {
@@ -48,8 +51,8 @@ func (c *claims) hold(d oci.Digest) (release func()) {
 	}
 }
 
-// tryCollect claims d for deletion unless it is being written.
-func (c *claims) tryCollect(d oci.Digest) (release func(), ok bool) {
+// TryCollect claims d for deletion unless it is being written.
+func (c *Claims) TryCollect(d oci.Digest) (release func(), ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.writing[d] > 0 {

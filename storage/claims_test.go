@@ -10,19 +10,19 @@ import (
 // A writer of a blob GC is deleting waits for the delete, then writes a
 // fresh copy; GC skips a blob being written.
 func TestClaims(t *testing.T) {
-	var c claims
+	var c Claims
 	d := oci.FromBytes([]byte("x"))
-	release := c.hold(d)
-	if _, ok := c.tryCollect(d); ok {
+	release := c.Hold(d)
+	if _, ok := c.TryCollect(d); ok {
 		t.Fatal("collected a blob being written")
 	}
 	release()
-	done, ok := c.tryCollect(d)
+	done, ok := c.TryCollect(d)
 	if !ok {
 		t.Fatal("could not collect an idle blob")
 	}
 	held := make(chan struct{})
-	go func() { c.hold(d)(); close(held) }()
+	go func() { c.Hold(d)(); close(held) }()
 	select {
 	case <-held:
 		t.Fatal("a writer did not wait for the collection")

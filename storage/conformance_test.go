@@ -16,3 +16,18 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// A staged store (scratch + another store) meets the same contract.
+func TestConformanceStaged(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.BlobStore {
+		remote, err := storage.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := storage.NewStaged(t.TempDir(), remote)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

@@ -27,11 +27,14 @@ var ErrNoSpace = errors.New("no space left on the data disk")
 
 // Store is a blob store rooted at a directory.
 type Store struct {
-	claims  claims
+	claims  Claims
 	root    string
 	blobs   string
 	tmp     string
 	uploads string
+	// publishTo, when set (a Staged store's scratch area), receives
+	// committed blobs instead of the blobs directory.
+	publishTo BlobStore
 }
 
 // Open prepares the directory layout under root.
@@ -272,6 +275,10 @@ func (s *Store) publish(w *Writer, d oci.Digest) error {
 	w.done = true
 	w.closeDirect()
 	name := w.f.Name()
+	if s.publishTo != nil { // the durable copy is the remote's
+		w.f.Close()
+		return s.link(name, d)
+	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
 		os.Remove(name)
@@ -284,8 +291,12 @@ func (s *Store) publish(w *Writer, d oci.Digest) error {
 	return s.link(name, d)
 }
 
-// link renames a verified temp file into place and makes the rename durable.
+// link renames a verified temp file into place and makes the rename
+// durable, or hands it over to the store it is staged for.
 func (s *Store) link(tmpName string, d oci.Digest) error {
+	if s.publishTo != nil {
+		return s.handOff(tmpName, d)
+	}
 	final := s.path(d)
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {

@@ -24,6 +24,7 @@ type VersityGW struct {
 	Dir       string // the posix backend's root: one directory per bucket
 
 	bin, addr string
+	home      string // the process's working directory, home and log
 	t         testing.TB
 }
 
@@ -42,11 +43,26 @@ func VersityGWBin(t testing.TB) string {
 // StartVersityGW starts the server and waits until it answers HTTP.
 func StartVersityGW(t testing.TB) *VersityGW {
 	t.Helper()
-	g := &VersityGW{bin: VersityGWBin(t), Region: "us-east-1", AccessKey: "wharf-test-key", SecretKey: "wharf-test-secret",
-		Dir: filepath.Join(t.TempDir(), "s3"), t: t}
-	if err := os.Mkdir(g.Dir, 0o755); err != nil {
+	home := t.TempDir()
+	dir := filepath.Join(home, "s3")
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return startVersityGW(t, dir, home)
+}
+
+// StartVersityGWOn is StartVersityGW with the posix backend's root at dir,
+// an existing directory: a SmallFS's, for "the S3 server's disk is full".
+// The log stays out of it, in a temp dir.
+func StartVersityGWOn(t testing.TB, dir string) *VersityGW {
+	t.Helper()
+	return startVersityGW(t, dir, t.TempDir())
+}
+
+func startVersityGW(t testing.TB, dir, home string) *VersityGW {
+	t.Helper()
+	g := &VersityGW{bin: VersityGWBin(t), Region: "us-east-1", AccessKey: "wharf-test-key", SecretKey: "wharf-test-secret",
+		Dir: dir, home: home, t: t}
 	onFreePort(t, "versitygw", func(addr string, retryBind bool) bool {
 		g.addr = addr
 		return g.start(retryBind)
@@ -58,7 +74,7 @@ func StartVersityGW(t testing.TB) *VersityGW {
 func (g *VersityGW) start(retryBind bool) bool {
 	g.t.Helper()
 	// Global flags go before the backend's name.
-	g.Proc = StartProcess(g.t, "versitygw", filepath.Dir(g.Dir), []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(g.Dir)},
+	g.Proc = StartProcess(g.t, "versitygw", g.home, []string{"PATH=/usr/bin:/bin", "HOME=" + g.home},
 		g.bin, "--access", g.AccessKey, "--secret", g.SecretKey, "--port", g.addr, "--region", g.Region, "posix", g.Dir)
 	var retry func(string) bool
 	if retryBind {
