@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
@@ -83,7 +84,8 @@ func TestOpenRoleWithoutCreate(t *testing.T) {
 	url := newDB(t)
 	db := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
 	sqlIn(t, url, "DROP ROLE IF EXISTS limited", "CREATE ROLE limited LOGIN PASSWORD 'limited-pw'")
-	t.Cleanup(func() { sqlIn(t, url, "DROP OWNED BY limited", "DROP ROLE limited") })
+	first := url
+	t.Cleanup(func() { sqlIn(t, first, "DROP OWNED BY limited", "DROP ROLE limited") }) // after the second database is dropped
 	limited := pg.URLOf("limited", "limited-pw", db)
 	_, err := pgindex.Open(context.Background(), limited, pgindex.Options{})
 	want := `postgres: role "limited" cannot create tables in schema public of database "` + db +
@@ -100,6 +102,23 @@ func TestOpenRoleWithoutCreate(t *testing.T) {
 		t.Fatalf("Open after GRANT CREATE: %v", err)
 	}
 	x.Close()
+
+	// A schema an admin migrated needs no CREATE: a role that may only
+	// read and write the tables opens it and works.
+	url = newDB(t)
+	db = url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
+	x, err = pgindex.Open(context.Background(), url, pgindex.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	sqlIn(t, url, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO limited")
+	x, err = pgindex.Open(context.Background(), pg.URLOf("limited", "limited-pw", db), pgindex.Options{})
+	if err != nil {
+		t.Fatalf("Open of a migrated schema with table privileges only: %v", err)
+	}
+	defer x.Close()
+	update(t, x, func(tx index.Txn) error { return tx.PutBlob(index.BlobRecord{Digest: dgN(1), Size: 1, Origin: "hub", LastAccess: base}) })
 }
 
 // What goes wrong connecting is said in words an admin can act on.

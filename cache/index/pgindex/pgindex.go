@@ -111,7 +111,11 @@ const maxAttempts = 50
 
 // Open connects to the database at url (postgres://user:password@host:port/db),
 // checks that the role may do what wharf needs, and brings the schema up
-// to date, one replica at a time.
+// to date, one replica at a time. Connect to PostgreSQL directly or
+// through a pooler in session mode: the migration lock is a session's.
+// A role that may not create tables can open a schema an admin (or a
+// first Open as the owner) has brought up to date; it needs SELECT,
+// INSERT, UPDATE and DELETE on the tables.
 func Open(ctx context.Context, url string, o Options) (*Index, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
