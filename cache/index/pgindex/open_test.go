@@ -118,7 +118,9 @@ func TestOpenRoleWithoutCreate(t *testing.T) {
 		t.Fatalf("Open of a migrated schema with table privileges only: %v", err)
 	}
 	defer x.Close()
-	update(t, x, func(tx index.Txn) error { return tx.PutBlob(index.BlobRecord{Digest: dgN(1), Size: 1, Origin: "hub", LastAccess: base}) })
+	update(t, x, func(tx index.Txn) error {
+		return tx.PutBlob(index.BlobRecord{Digest: dgN(1), Size: 1, Origin: "hub", LastAccess: base})
+	})
 }
 
 // What goes wrong connecting is said in words an admin can act on.
