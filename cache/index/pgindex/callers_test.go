@@ -12,6 +12,7 @@ import (
 
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
 )
@@ -97,4 +98,65 @@ func TestReconcileAndEvictOnPostgres(t *testing.T) {
 	if err != nil || u.Count != 3 || u.Bytes != 21 {
 		t.Errorf("proxied usage after eviction = %+v, %v", u, err)
 	}
+}
+
+// Two replicas on one database evict at once, from the same LRU order:
+// each blob is removed by exactly one of them (the other's transaction
+// conflicts, runs again and finds it gone), and the counters end at
+// zero with nothing left behind.
+func TestTwoReplicasEvict(t *testing.T) {
+	ctx := context.Background()
+	url := newDB(t)
+	var xs [2]*pgindex.Index
+	for i := range xs {
+		x, err := pgindex.Open(ctx, url, pgindex.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		xs[i] = x
+	}
+	s, err := storage.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	for lo := 0; lo < n; lo += 500 {
+		update(t, xs[0], func(tx index.Txn) error {
+			for i := lo; i < lo+500; i++ {
+				r := index.BlobRecord{Digest: dgN(i), Size: 1, Origin: "hub", LastAccess: base.Add(time.Duration(i) * time.Second)}
+				if err := tx.PutBlob(r); err != nil {
+					return err
+				}
+				if err := tx.LinkBlob(fmt.Sprint("hub/r", i%7), r.Digest); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	var reps [2]cache.EvictReport
+	var errs [2]error
+	done := make(chan int)
+	for i, x := range xs {
+		go func() {
+			l := cache.NewLifecycle(cache.LifecycleOptions{Index: x, Store: s, Now: func() time.Time { return base.Add(24 * time.Hour) }})
+			reps[i], errs[i] = l.EvictUnusedFor(ctx, 0)
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	if errs[0] != nil || errs[1] != nil || reps[0].Blobs+reps[1].Blobs != n {
+		t.Errorf("replicas evicted %d and %d (%v, %v), want %d in all", reps[0].Blobs, reps[1].Blobs, errs[0], errs[1], n)
+	}
+	t.Logf("replica 0 evicted %d, replica 1 %d", reps[0].Blobs, reps[1].Blobs)
+	view(t, xs[1], func(tx index.Txn) error {
+		counts, err := tx.CountEntries()
+		u, _ := tx.Usage("hub")
+		if err != nil || counts["blob"] != 0 || counts["link"] != 0 || u != (index.Usage{}) {
+			t.Errorf("left: %v, usage %+v, %v", counts, u, err)
+		}
+		return nil
+	})
 }
