@@ -171,6 +171,12 @@ func TestOpenSchemaVersions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopening: %v", err)
 	}
+	// Its sessions are named for an admin reading pg_stat_activity.
+	x.View(func(tx index.Txn) error { _, err := tx.Usages(); return err })
+	db := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
+	if n := queryInt(t, url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wharf' AND datname = '"+db+"'"); n == 0 {
+		t.Error("no session named wharf in pg_stat_activity")
+	}
 	x.Close()
 	sqlIn(t, url, "INSERT INTO schema_migrations (version, what) VALUES (999, 'from the future')")
 	_, err = pgindex.Open(context.Background(), url, pgindex.Options{})

@@ -131,6 +131,10 @@ func Open(ctx context.Context, url string, o Options) (*Index, error) {
 			cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 		}
 	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		// What pg_stat_activity shows an admin looking for wharf's sessions.
+		cfg.ConnConfig.RuntimeParams["application_name"] = "wharf"
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
