@@ -16,7 +16,11 @@
 // and would still let two writers that read each other's rows skew. A
 // serialization failure or a deadlock (SQLSTATE 40001, 40P01) makes
 // Update run fn again, up to 50 times, as Badger does on ErrConflict; an
-// Update that gives up wraps index.ErrConflict. View is a READ ONLY
+// Update that gives up wraps index.ErrConflict. PostgreSQL may also
+// report a conflict where there was none (its predicate locks can cover a
+// page or a table rather than a row); those are retried alike. As in
+// Badger, every write of a record updates its origin's usage row, so
+// writers of one origin conflict there and take turns. View is a READ ONLY
 // REPEATABLE READ transaction: one snapshot, as Badger's read
 // transactions are.
 //
