@@ -234,7 +234,7 @@ func (t *Txn) PinRules() (map[oci.Digest][]string, error) {
 
 // PinsOf lists the rules pinning d.
 func (t *Txn) PinsOf(d oci.Digest) ([]string, error) {
-	rules, err := collect(t, "SELECT rule FROM pins WHERE digest = $1 ORDER BY rule", []any{d}, strings1)
+	rules, err := collect(t, "SELECT rule FROM pins WHERE digest = $1 ORDER BY rule", []any{d}, scanString)
 	if err != nil {
 		return nil, fail(err, "list pins of %s", d)
 	}

@@ -141,7 +141,7 @@ func collect[T any](t *Txn, sql string, args []any, scan pgx.RowToFunc[T]) ([]T,
 	return out, err
 }
 
-func strings1(row pgx.CollectableRow) (string, error) { return pgx.RowTo[string](row) }
+func scanString(row pgx.CollectableRow) (string, error) { return pgx.RowTo[string](row) }
 
 // --- blobs ---
 
@@ -266,7 +266,7 @@ func (t *Txn) BlobLinked(repo string, d oci.Digest) (bool, error) {
 
 // BlobRepos lists the repositories d is linked in.
 func (t *Txn) BlobRepos(d oci.Digest) ([]string, error) {
-	repos, err := collect(t, "SELECT repo FROM links WHERE digest = $1 ORDER BY repo", []any{d}, strings1)
+	repos, err := collect(t, "SELECT repo FROM links WHERE digest = $1 ORDER BY repo", []any{d}, scanString)
 	if err != nil {
 		return nil, fail(err, "list repositories of %s", d)
 	}
@@ -495,7 +495,7 @@ func (t *Txn) Tags(repo string, n int, last string) ([]string, error) {
 	if n > 0 {
 		limit = n
 	}
-	tags, err := collect(t, "SELECT tag FROM tags WHERE repo = $1 AND tag > $2 ORDER BY tag LIMIT $3", []any{repo, last, limit}, strings1)
+	tags, err := collect(t, "SELECT tag FROM tags WHERE repo = $1 AND tag > $2 ORDER BY tag LIMIT $3", []any{repo, last, limit}, scanString)
 	if err != nil {
 		return nil, fail(err, "list tags of %s", repo)
 	}
@@ -504,7 +504,7 @@ func (t *Txn) Tags(repo string, n int, last string) ([]string, error) {
 
 // TagsFor lists the tags of repo pointing at d.
 func (t *Txn) TagsFor(repo string, d oci.Digest) ([]string, error) {
-	tags, err := collect(t, "SELECT tag FROM tags WHERE repo = $1 AND digest = $2 ORDER BY tag", []any{repo, d}, strings1)
+	tags, err := collect(t, "SELECT tag FROM tags WHERE repo = $1 AND digest = $2 ORDER BY tag", []any{repo, d}, scanString)
 	if err != nil {
 		return nil, fail(err, "list tags of %s pointing at %s", repo, d)
 	}
@@ -529,7 +529,7 @@ func (t *Txn) Repositories(n int, last string) ([]string, error) {
 	UNION ALL
 	SELECT (SELECT m.repo FROM manifests m WHERE m.repo > r.repo ORDER BY m.repo LIMIT 1) FROM r WHERE r.repo IS NOT NULL
 )
-SELECT repo FROM r WHERE repo IS NOT NULL LIMIT $2`, []any{last, limit}, strings1)
+SELECT repo FROM r WHERE repo IS NOT NULL LIMIT $2`, []any{last, limit}, scanString)
 	if err != nil {
 		return nil, fail(err, "list repositories")
 	}
@@ -540,7 +540,7 @@ SELECT repo FROM r WHERE repo IS NOT NULL LIMIT $2`, []any{last, limit}, strings
 // (among those d is linked in).
 func (t *Txn) ManifestRepos(d oci.Digest) ([]string, error) {
 	repos, err := collect(t, `SELECT l.repo FROM links l JOIN manifests m ON m.repo = l.repo AND m.digest = l.digest
-WHERE l.digest = $1 ORDER BY l.repo`, []any{d}, strings1)
+WHERE l.digest = $1 ORDER BY l.repo`, []any{d}, scanString)
 	if err != nil {
 		return nil, fail(err, "list repositories of %s", d)
 	}
@@ -567,7 +567,7 @@ ON CONFLICT (repo, subject, digest) DO UPDATE SET descriptor = EXCLUDED.descript
 
 // Referrers lists the manifests in repo that refer to subject.
 func (t *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, error) {
-	raw, err := collect(t, "SELECT descriptor::text FROM referrers WHERE repo = $1 AND subject = $2 ORDER BY digest", []any{repo, subject}, strings1)
+	raw, err := collect(t, "SELECT descriptor::text FROM referrers WHERE repo = $1 AND subject = $2 ORDER BY digest", []any{repo, subject}, scanString)
 	if err != nil {
 		return nil, fail(err, "list referrers of %s in %s", subject, repo)
 	}
