@@ -320,7 +320,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		}
 		return usageError{errors.New("config needs a subcommand: check")}
 	}
-	fs := newFlags("config check", "wharf config check FILE\n\nValidates FILE and prints the effective config (defaults filled in, secrets masked).", stderr)
+	fs := newFlags("config check", "wharf config check FILE\n\nValidates FILE and prints the effective config (defaults filled in, secrets masked).\nWith storage.s3 and index.postgres (cluster mode) it also reaches the bucket and the\ndatabase with the configured credentials, as wharf serve does at start.", stderr)
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -330,6 +330,17 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if cfg.Clustered() {
+		// Cluster mode: the keys are only half of it; reach the bucket and
+		// the database as serve will.
+		lines, err := server.CheckEngines(context.Background(), cfg)
+		for _, l := range lines {
+			fmt.Fprintf(stdout, "# %s\n", l)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "# %s is valid; effective configuration:\n", fs.Arg(0))
 	fmt.Fprint(stdout, cfg.Sanitize().YAML())
