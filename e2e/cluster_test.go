@@ -226,6 +226,7 @@ func TestClusterStartErrors(t *testing.T) {
 				t.Errorf("wharf serve exited 0 with %s", tc.name)
 			}
 			log := p.Logs()
+			t.Logf("%s:\n%s", tc.name, p.LogTail(3))
 			for _, w := range tc.want {
 				if !strings.Contains(log, w) {
 					t.Errorf("with %s the log does not say %q:\n%s", tc.name, w, p.LogTail(20))

@@ -46,7 +46,7 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 	defer cancel()
 	remote, err := s3.New(octx, sc)
 	if err != nil {
-		return fmt.Errorf("storage.s3: %w", err)
+		return err // its message names the storage.s3 key to fix
 	}
 	idx, err := pgindex.Open(octx, s.cfg.Index.Postgres, pgindex.Options{Logger: s.log, MaxConns: pgMaxConns})
 	if err != nil {
@@ -91,7 +91,7 @@ func CheckEngines(ctx context.Context, cfg *config.Config) ([]string, error) {
 	defer cancel()
 	remote, err := s3.New(ctx, sc)
 	if err != nil {
-		return nil, fmt.Errorf("storage.s3: %w", err)
+		return nil, err // its message names the storage.s3 key to fix
 	}
 	where := sc.Endpoint
 	if where == "" {

@@ -45,21 +45,21 @@ func (s *Store) check(ctx context.Context, c *minio.Client) error {
 	where := fmt.Sprintf("bucket %q at %s", s.bucket, s.endpoint)
 	switch {
 	case resp.Code == minio.NoSuchBucket || resp.Code == "NoSuchBucket":
-		return fmt.Errorf("storage: s3: %w: %s: create it, or correct storage.s3.bucket", ErrNoBucket, where)
+		return fmt.Errorf("%w: %s: create it, or correct storage.s3.bucket", ErrNoBucket, where)
 	// versitygw answers an unknown key with its admin API's code.
 	case resp.Code == "InvalidAccessKeyId" || resp.Code == "XAdminUserNotFound":
-		return fmt.Errorf("storage: s3: %w: %s does not know the access key %q: correct storage.s3.access_key", ErrAccessDenied, s.endpoint, accessKey(c))
+		return fmt.Errorf("%w: %s does not know the access key %q: correct storage.s3.access_key", ErrAccessDenied, s.endpoint, accessKey(c))
 	case resp.Code == "SignatureDoesNotMatch":
-		return fmt.Errorf("storage: s3: %w: %s: the secret key does not match the access key %q: correct storage.s3.secret_key", ErrAccessDenied, where, accessKey(c))
+		return fmt.Errorf("%w: %s: the secret key does not match the access key %q: correct storage.s3.secret_key", ErrAccessDenied, where, accessKey(c))
 	case resp.Code == "AuthorizationHeaderMalformed" || resp.Code == "InvalidRegion":
-		return fmt.Errorf("storage: s3: %s: the region is wrong (%s): correct storage.s3.region", where, resp.Message)
+		return fmt.Errorf("S3 %s: the region is wrong (%s): correct storage.s3.region", where, resp.Message)
 	case resp.Code == "AccessDenied" || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("storage: s3: %w: %s: the access key %q may not list it; it needs to list the bucket and its multipart uploads, and to get, put and delete objects and abort multipart uploads under %q",
+		return fmt.Errorf("%w: %s: the access key %q may not list it; it needs to list the bucket and its multipart uploads, and to get, put and delete objects and abort multipart uploads under %q",
 			ErrAccessDenied, where, accessKey(c), s.prefix)
 	case isNetwork(err):
-		return fmt.Errorf("storage: s3: %w: %s: %v: is the S3 server running, and is storage.s3.endpoint right?", ErrUnreachable, s.endpoint, err)
+		return fmt.Errorf("%w: %s: %v: is the S3 server running, and is storage.s3.endpoint right?", ErrUnreachable, s.endpoint, err)
 	}
-	return fmt.Errorf("storage: s3: checking %s: %w", where, err)
+	return fmt.Errorf("S3: checking %s: %w", where, err)
 }
 
 func accessKey(c *minio.Client) string {
