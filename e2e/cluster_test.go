@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,4 +240,192 @@ func TestClusterStartErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterRedirect: with storage.s3.redirect, blob GETs answer 307 to
+// a presigned URL of the bucket and the client reads the bytes from the
+// store itself; manifests still come from wharf.
+func TestClusterRedirect(t *testing.T) {
+	skipShortE2E(t)
+	bin := harness.BuildWharf(t)
+	c := harness.StartClusterEngines(t)
+	c.Redirect = true
+	r := c.StartReplica(t, bin, clusterHosted)
+	img, err := random.Image(300<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := r.Addr + "/team/app:1"
+	harness.Push(t, ref, img)
+	sameImage(t, ref, img, harness.PullImage(t, ref))
+	redirects := 0
+	for _, l := range accessLog(r, "/v2/team/app/blobs/sha256:") {
+		if l.Method == http.MethodGet {
+			if l.Status != http.StatusTemporaryRedirect {
+				t.Errorf("GET %s answered %d, want 307 to the store", l.Path, l.Status)
+			}
+			redirects++
+		}
+	}
+	if want := len(layerDigests(t, img)) + 1; redirects < want {
+		t.Errorf("%d blob GETs redirected, want at least %d (config and layers)", redirects, want)
+	}
+}
+
+// clusterGet GETs url and returns the status, the OCI error code and the
+// body's digest.
+func clusterGet(t *testing.T, url string) (int, string, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading: %v", url, err)
+	}
+	return resp.StatusCode, ociCode(b), fmt.Sprintf("sha256:%x", sha256.Sum256(b))
+}
+
+// TestClusterOutages: the S3 server stopped, then PostgreSQL restarted
+// under traffic. While an engine is down, clients get 503 UNAVAILABLE
+// with the OCI error body (never a 500, never wrong bytes) and /readyz
+// says which; once it is back, the same replica serves again without a
+// restart, and nothing stored was lost.
+func TestClusterOutages(t *testing.T) {
+	skipShortE2E(t)
+	bin := harness.BuildWharf(t)
+	c := harness.StartClusterEngines(t)
+	r := c.StartReplica(t, bin, clusterHosted)
+	img, err := random.Image(300<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := r.Addr + "/team/app:1"
+	harness.Push(t, ref, img)
+	layer := layerDigests(t, img)[0]
+	blob := r.URL + "/v2/team/app/blobs/" + layer.String()
+	manifest := r.URL + "/v2/team/app/manifests/1"
+	ready := func() int {
+		resp, err := http.Get(r.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	// The bucket's server stops.
+	if err := c.S3.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st, code, _ := clusterGet(t, blob); st != http.StatusServiceUnavailable || code != "UNAVAILABLE" {
+		t.Errorf("blob GET with S3 down = %d %s, want 503 UNAVAILABLE", st, code)
+	}
+	if err := pushErr(r.Addr+"/team/other:1", 64<<10); err == nil {
+		t.Error("a push with S3 down succeeded")
+	}
+	if st := ready(); st != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with S3 down = %d, want 503", st)
+	}
+	c.S3.Restart()
+	if st, _, got := clusterGet(t, blob); st != http.StatusOK || got != layer.String() {
+		t.Errorf("blob GET after S3 came back = %d %s", st, got)
+	}
+	if err := pushErr(r.Addr+"/team/other:1", 64<<10); err != nil {
+		t.Errorf("push after S3 came back: %v", err)
+	}
+
+	// PostgreSQL restarts while clients pull.
+	stop := make(chan struct{})
+	type answer struct {
+		status       int
+		code, digest string
+	}
+	answers := make(chan answer, 1<<16)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, u := range []string{blob, manifest} {
+					resp, err := http.Get(u)
+					if err != nil {
+						answers <- answer{status: -1, code: err.Error()}
+						continue
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					a := answer{status: resp.StatusCode, code: ociCode(b)}
+					if u == blob {
+						a.digest = fmt.Sprintf("sha256:%x", sha256.Sum256(b))
+					}
+					answers <- a
+				}
+			}
+		}()
+	}
+	if err := c.PG.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st, code, _ := clusterGet(t, manifest); st != http.StatusServiceUnavailable || code != "UNAVAILABLE" {
+		t.Errorf("manifest GET with PostgreSQL down = %d %s, want 503 UNAVAILABLE", st, code)
+	}
+	if st := ready(); st != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with PostgreSQL down = %d, want 503", st)
+	}
+	c.PG.Restart()
+	// Back without a restart of wharf: wait for the first good answer.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, _, got := clusterGet(t, blob)
+		if st == http.StatusOK && got == layer.String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("blob GET a minute after PostgreSQL came back = %d", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	close(answers)
+	counts := map[string]int{}
+	for a := range answers {
+		switch {
+		case a.status == http.StatusOK && (a.digest == "" || a.digest == layer.String()):
+			counts["200"]++
+		case a.status == http.StatusServiceUnavailable && a.code == "UNAVAILABLE":
+			counts["503"]++
+		default:
+			t.Errorf("during the restart a client got %d %q (digest %s)", a.status, a.code, a.digest)
+		}
+	}
+	t.Logf("answers during the PostgreSQL restart: %v", counts)
+	if ready() != http.StatusOK {
+		t.Error("/readyz not 200 after both engines came back")
+	}
+	// Nothing stored was lost: both images pull whole.
+	sameImage(t, ref, img, harness.PullImage(t, ref))
+	harness.PullImage(t, r.Addr+"/team/other:1")
+}
+
+// pushErr pushes a random image of size bytes to ref and returns the error.
+func pushErr(ref string, size int64) error {
+	img, err := random.Image(size, 1)
+	if err != nil {
+		return err
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	return remote.Write(r, img)
 }

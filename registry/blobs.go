@@ -1,12 +1,14 @@
 package registry
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/oci"
+	"github.com/wharf-registry/wharf/storage"
 )
 
 func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt Route, tg target) error {
@@ -27,6 +29,13 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt Route, tg t
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
+	if h.o.BlobRedirect != nil {
+		info, err := h.o.Hosted.StatBlob(r.Context(), rt.Name, d)
+		if err != nil {
+			return err
+		}
+		return h.redirectBlob(w, r, info)
+	}
 	f, info, err := h.o.Hosted.OpenBlob(r.Context(), rt.Name, d)
 	if err != nil {
 		return err
@@ -35,6 +44,20 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, rt Route, tg t
 	n, err := h.serveFile(w, r, f, info)
 	h.o.Metrics.ServedBytes("hosted", n)
 	return err
+}
+
+// redirectBlob answers a GET of a stored blob with a 307 to where the
+// store serves it (BlobRedirect).
+func (h *Handler) redirectBlob(w http.ResponseWriter, r *http.Request, info hosted.BlobInfo) error {
+	u, err := h.o.BlobRedirect(r.Context(), info.Digest)
+	if err != nil {
+		return fmt.Errorf("%w: a URL for %s: %w", storage.ErrUnavailable, info.Digest, err)
+	}
+	w.Header().Set("Docker-Content-Digest", string(info.Digest))
+	w.Header().Set("Location", u)
+	w.Header().Set("Cache-Control", "no-store") // the URL expires
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return nil
 }
 
 func blobHeaders(w http.ResponseWriter, info hosted.BlobInfo) {

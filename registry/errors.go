@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
@@ -26,6 +27,10 @@ func ErrorFor(err error) (e *oci.Error, known bool) {
 		return oci.Errorf(oci.CodeSizeInvalid, "request body is larger than the %d-byte limit", mbe.Limit).WithStatus(http.StatusRequestEntityTooLarge), true
 	case errors.Is(err, storage.ErrNoSpace):
 		return &oci.Error{Code: oci.CodeInsufficientStorage, Message: "the data disk is full: free space on it (or lower the cache size) and retry"}, true
+	case errors.Is(err, storage.ErrUnavailable):
+		return &oci.Error{Code: oci.CodeUnavailable, Message: "the blob store cannot be reached now; retry shortly (the server log says why)"}, true
+	case errors.Is(err, index.ErrUnavailable):
+		return &oci.Error{Code: oci.CodeUnavailable, Message: "the metadata database cannot be reached now; retry shortly (the server log says why)"}, true
 	case errors.Is(err, hosted.ErrGCRunning):
 		return &oci.Error{Code: oci.CodeUnavailable, Message: hosted.ErrGCRunning.Error()}, true
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -27,6 +27,9 @@ func (h *Handler) getProxyBlob(w http.ResponseWriter, r *http.Request, tg target
 	}
 	defer b.Close()
 	h.o.Metrics.CacheResult(tg.proxy.Name, "blob", string(b.Source))
+	if b.File != nil && h.o.BlobRedirect != nil {
+		return h.redirectBlob(w, r, hosted.BlobInfo{Digest: d, Size: b.Size})
+	}
 	if b.File != nil {
 		n, err := h.serveFile(w, r, b.File, hosted.BlobInfo{Digest: d, Size: b.Size})
 		h.o.Metrics.ServedBytes(string(b.Source), n)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -36,6 +37,12 @@ type Options struct {
 	// BlobCopy picks how stored blobs are written to clients: "sendfile"
 	// (the kernel copies file to socket) or "buffer" (1 MiB read/write).
 	BlobCopy string
+	// BlobRedirect, when set, turns the GET of a stored blob (hosted, or
+	// a proxy's hit) into a 307 to the URL it returns: the store's
+	// presigned URL in cluster mode with storage.s3.redirect, so the bytes
+	// go from the store to the client. Visibility and auth are checked
+	// first; a download in progress is streamed as always.
+	BlobRedirect func(ctx context.Context, d oci.Digest) (string, error)
 }
 
 // Handler serves the distribution API.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/storage/s3"
 )
@@ -24,6 +25,11 @@ const engineTimeout = 30 * time.Second
 // pgMaxConns is each replica's pool: several replicas stay well within
 // PostgreSQL's default max_connections (100).
 const pgMaxConns = 16
+
+// redirectTTL is how long a presigned blob URL (storage.s3.redirect) stays
+// valid: long enough for a slow client to start, short enough that a
+// leaked URL soon stops working.
+const redirectTTL = 15 * time.Minute
 
 func s3Config(c *config.S3) (s3.Config, error) {
 	secret, err := c.ResolveSecretKey()
@@ -58,6 +64,15 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 		return fmt.Errorf("scratch area for fills and uploads: %w", err)
 	}
 	s.store = staged
+	if s.cfg.Storage.S3.Redirect {
+		s.blobRedirect = func(ctx context.Context, d oci.Digest) (string, error) {
+			u, err := remote.Presign(ctx, d, redirectTTL)
+			if err != nil {
+				return "", err
+			}
+			return u.String(), nil
+		}
+	}
 	// The scratch area's leftovers are this replica's own; the bucket's
 	// unfinished uploads are swept only past a grace period, since other
 	// replicas may be uploading right now.

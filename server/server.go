@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
+	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/registry"
 	"github.com/wharf-registry/wharf/upstream"
 )
@@ -107,31 +108,34 @@ type Server struct {
 	healthEvery  time.Duration // 0: no health loop
 	healthReport func(error)
 
-	mu         sync.Mutex
-	state      State
-	started    time.Time
-	lastErr    error
-	addr       string
-	lock       *os.File
-	idx        index.Index
-	store      blobStore
-	hosted     *hosted.Service
-	proxies    []registry.ProxyNamespace
-	http       *http.Server
-	stop       chan struct{}
-	bg         sync.WaitGroup
-	life       *cache.Lifecycle
-	admin      *adminListener
-	lifeCancel context.CancelFunc
-	lifeDone   chan struct{}
-	served     chan struct{}
-	watches    []*upstreamWatch // one per proxy, in config order
-	ops        *opsListener     // nil unless metrics.listen is set
-	counts     *countCache
-	auth       *auth.Service  // nil: no auth section
-	certs      *certs.Manager // nil: plain HTTP
-	acmeHTTP   *http.Server   // ACME HTTP-01 and redirects to https
-	ldap       auth.Source    // replaces the configured directory (tests)
+	mu      sync.Mutex
+	state   State
+	started time.Time
+	lastErr error
+	addr    string
+	lock    *os.File
+	idx     index.Index
+	store   blobStore
+	// blobRedirect answers blob GETs with the store's presigned URLs
+	// (cluster mode with storage.s3.redirect); nil serves the bytes.
+	blobRedirect func(ctx context.Context, d oci.Digest) (string, error)
+	hosted       *hosted.Service
+	proxies      []registry.ProxyNamespace
+	http         *http.Server
+	stop         chan struct{}
+	bg           sync.WaitGroup
+	life         *cache.Lifecycle
+	admin        *adminListener
+	lifeCancel   context.CancelFunc
+	lifeDone     chan struct{}
+	served       chan struct{}
+	watches      []*upstreamWatch // one per proxy, in config order
+	ops          *opsListener     // nil unless metrics.listen is set
+	counts       *countCache
+	auth         *auth.Service  // nil: no auth section
+	certs        *certs.Manager // nil: plain HTTP
+	acmeHTTP     *http.Server   // ACME HTTP-01 and redirects to https
+	ldap         auth.Source    // replaces the configured directory (tests)
 	// noLifecycle leaves the proxies without access times or in-use
 	// marks: the baseline of the bookkeeping benchmark (export_test.go).
 	noLifecycle bool
@@ -449,6 +453,7 @@ func (s *Server) routes() http.Handler {
 		AccessLog:        *s.cfg.Log.AccessLog,
 		OnEvent:          s.publish,
 		BlobCopy:         s.blobCopy,
+		BlobRedirect:     s.blobRedirect,
 		Auth:             s.auth,
 
 		HostedAnonymousPull: hostedAnonymous(s.cfg),

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/wharf-registry/wharf/oci"
@@ -68,5 +69,10 @@ type Blob interface {
 	io.ReadSeekCloser
 	io.ReaderAt
 }
+
+// ErrUnavailable is what a store on a server (S3) wraps when the server
+// cannot be reached or answers that it cannot serve now: the registry
+// answers 503, and nothing stored is affected.
+var ErrUnavailable = errors.New("blob store unavailable")
 
 var _ BlobStore = (*Store)(nil)

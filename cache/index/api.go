@@ -140,6 +140,11 @@ type Txn interface {
 	CountEntries() (map[string]int64, error)
 }
 
+// ErrUnavailable is what an implementation on a server (PostgreSQL)
+// wraps when the server cannot be reached: the registry answers 503, and
+// the same call works again once the server is back.
+var ErrUnavailable = errors.New("unavailable")
+
 // ErrConflict is what an implementation other than Badger wraps when a
 // transaction kept conflicting with concurrent ones (IsConflict).
 var ErrConflict = errors.New("index: transaction conflict")

@@ -16,6 +16,8 @@ type Cluster struct {
 	S3       *VersityGW
 	Bucket   string
 	Prefix   string
+	// Redirect sets storage.s3.redirect in the replicas started next.
+	Redirect bool
 	Replicas []*Wharf
 }
 
@@ -31,6 +33,10 @@ func StartClusterEngines(t testing.TB) *Cluster {
 // Keys is the storage.s3 and index.postgres part of a replica's config,
 // written the way issue #13's contract writes it.
 func (c *Cluster) Keys() string {
+	redirect := ""
+	if c.Redirect {
+		redirect = "    redirect: true\n"
+	}
 	return fmt.Sprintf(`storage:
   s3:
     endpoint: %s
@@ -39,9 +45,9 @@ func (c *Cluster) Keys() string {
     prefix: %s
     access_key: %s
     secret_key: %s
-index:
+%sindex:
   postgres: %s
-`, c.S3.Endpoint, c.S3.Region, c.Bucket, c.Prefix, c.S3.AccessKey, c.S3.SecretKey, c.PG.URL)
+`, c.S3.Endpoint, c.S3.Region, c.Bucket, c.Prefix, c.S3.AccessKey, c.S3.SecretKey, redirect, c.PG.URL)
 }
 
 // StartReplica starts one more replica with rest (a config template

@@ -76,9 +76,12 @@ func TestManifests(t *testing.T) {
 	if mounts["/etc/wharf"] != "config" || mounts[cfg.DataDir] != "scratch" {
 		t.Errorf("mounts %v: want the config at /etc/wharf (the image's WHARF_CONFIG dir) and scratch at data_dir", mounts)
 	}
-	sel := docs["Service"]["spec"].(map[string]any)["selector"].(map[string]any)
-	if sel["app"] != "wharf" {
+	svc := docs["Service"]["spec"].(map[string]any)
+	if sel := svc["selector"].(map[string]any); sel["app"] != "wharf" {
 		t.Errorf("Service selects %v", sel)
+	}
+	if svc["sessionAffinity"] != "ClientIP" {
+		t.Errorf("Service sessionAffinity = %v: a push's requests must reach one replica", svc["sessionAffinity"])
 	}
 }
 

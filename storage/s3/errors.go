@@ -101,6 +101,9 @@ func (s *Store) fail(op string, d oci.Digest, err error) error {
 func classify(err error) error {
 	resp := minio.ToErrorResponse(err)
 	switch {
+	case isNetwork(err), resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusInternalServerError,
+		resp.Code == "SlowDown", resp.Code == "ServiceUnavailable":
+		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 	case resp.StatusCode == http.StatusInsufficientStorage,
 		resp.Code == "XMinioStorageFull", resp.Code == "StorageFull", resp.Code == "InsufficientStorage",
 		resp.Code == "XMinioAdminBucketQuotaExceeded", resp.Code == "QuotaExceeded":

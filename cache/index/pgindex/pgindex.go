@@ -371,7 +371,7 @@ func (x *Index) connError(err error, op string) error {
 	if !unavailable(err) {
 		return err
 	}
-	err = fmt.Errorf("postgres at %s unavailable: %w", x.where, err)
+	err = fmt.Errorf("postgres at %s %w: %w", x.where, index.ErrUnavailable, err)
 	if op != "" {
 		return &opError{op: op, err: err}
 	}
