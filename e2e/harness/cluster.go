@@ -12,10 +12,10 @@ import (
 // database and one bucket of an S3 server, each with its own scratch
 // data dir, all on loopback ports.
 type Cluster struct {
-	PG       *Postgres
-	S3       *VersityGW
-	Bucket   string
-	Prefix   string
+	PG     *Postgres
+	S3     *VersityGW
+	Bucket string
+	Prefix string
 	// Redirect sets storage.s3.redirect in the replicas started next.
 	Redirect bool
 	Replicas []*Wharf
