@@ -429,3 +429,57 @@ func pushErr(ref string, size int64) error {
 	}
 	return remote.Write(r, img)
 }
+
+// TestClusterTagTTLOncePerCluster: a tag is revalidated upstream once
+// per tag_ttl across the cluster, not once per replica: the time of the
+// last check is in the shared index, so a replica that finds a fresh
+// check from another one trusts it.
+func TestClusterTagTTLOncePerCluster(t *testing.T) {
+	skipShortE2E(t)
+	harness.Require(t, "docker-registry")
+	const ttl = 8 * time.Second
+	bin := harness.BuildWharf(t)
+	origin := harness.StartDistribution(t, harness.DistributionOptions{})
+	pushLargeImage(t, origin.Addr+"/library/app:1", 64<<10)
+	relay := harness.StartRelay(t, origin.URL)
+	c := harness.StartClusterEngines(t)
+	rest := fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\n    tag_ttl: %s\n", relay.URL, ttl)
+	var rs []*harness.Wharf
+	for range 3 {
+		rs = append(rs, c.StartReplica(t, bin, rest))
+	}
+	const path = "/v2/library/app/manifests/1"
+	upstreamAsks := func() int {
+		h, _ := relay.Count(http.MethodHead, path)
+		g, _ := relay.Count(http.MethodGet, path)
+		return h + g
+	}
+	get := func(r *harness.Wharf) {
+		t.Helper()
+		if st, code, _ := clusterGet(t, r.URL+path); st != http.StatusOK {
+			t.Fatalf("GET %s through %s = %d %s", path, r.Addr, st, code)
+		}
+	}
+	get(rs[0]) // a miss: the first check
+	checked := time.Now()
+	relay.WaitCount(t, http.MethodGet, path, 1) // recorded a moment after wharf got the answer
+	first := upstreamAsks()
+	get(rs[1])
+	get(rs[2])
+	if n := upstreamAsks(); n != first {
+		t.Errorf("within the TTL of replica 1's check, replicas 2 and 3 asked the upstream %d more times, want 0", n-first)
+	}
+	// Past the TTL: one replica revalidates, the others trust its check.
+	time.Sleep(time.Until(checked.Add(ttl + 500*time.Millisecond)))
+	get(rs[1])
+	relay.WaitCount(t, http.MethodHead, path, 1)
+	second := upstreamAsks()
+	if second != first+1 {
+		t.Errorf("after the TTL the first request asked the upstream %d times, want once", second-first)
+	}
+	get(rs[2])
+	get(rs[0])
+	if n := upstreamAsks(); n != second {
+		t.Errorf("after replica 2 revalidated, replicas 3 and 1 asked the upstream %d more times, want 0", n-second)
+	}
+}
