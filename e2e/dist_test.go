@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -335,4 +336,64 @@ func writeTestFile(t *testing.T, path, body string) {
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDistDesktopBundle lays out the desktop bundle as scripts/dist.sh
+// does (on a stand-in binary: building the real one needs cgo and fyne),
+// installs it with its Makefile into a staging root and uninstalls it:
+// one menu entry (the one the metainfo names, valid), the icon set, the
+// metainfo and the polkit action land where the desktop and polkit look,
+// and uninstall leaves nothing.
+func TestDistDesktopBundle(t *testing.T) {
+	mk := harness.Tool(t, "make")
+	dfv := harness.Tool(t, "desktop-file-validate")
+	root := harness.ModuleRoot(t)
+	dir := t.TempDir()
+	distRun(t, "bash", filepath.Join(root, "scripts", "desktop-bundle.sh"), "/bin/true", dir, "1.2.3", "2026-12-06")
+	bundle := filepath.Join(dir, "wharf-desktop")
+	stage := filepath.Join(dir, "root")
+	distRun(t, mk, "-C", bundle, "install", "DESTDIR="+stage)
+	var got []string
+	filepath.WalkDir(stage, func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			got = append(got, strings.TrimPrefix(p, stage))
+		}
+		return nil
+	})
+	want := []string{
+		"/usr/local/bin/wharf-desktop",
+		"/usr/local/share/applications/wharf-desktop.desktop",
+		"/usr/local/share/icons/hicolor/scalable/apps/wharf.svg",
+		"/usr/local/share/icons/hicolor/48x48/apps/wharf.png",
+		"/usr/local/share/metainfo/io.github.wharf_registry.wharf_desktop.metainfo.xml",
+		"/usr/share/polkit-1/actions/org.wharf.setup.policy",
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("make install did not install %s; installed:\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+	entries := 0
+	for _, g := range got {
+		if strings.HasSuffix(g, ".desktop") {
+			entries++
+		}
+	}
+	if entries != 1 {
+		t.Errorf("%d desktop entries installed, want one", entries)
+	}
+	if out := distRun(t, dfv, filepath.Join(stage, "usr/local/share/applications/wharf-desktop.desktop")); strings.TrimSpace(out) != "" {
+		t.Errorf("desktop-file-validate of the installed entry:\n%s", out)
+	}
+	meta, err := os.ReadFile(filepath.Join(stage, "usr/local/share/metainfo/io.github.wharf_registry.wharf_desktop.metainfo.xml"))
+	if err != nil || !strings.Contains(string(meta), "<launchable type=\"desktop-id\">wharf-desktop.desktop</launchable>") || !strings.Contains(string(meta), "1.2.3") {
+		t.Errorf("installed metainfo does not name the installed entry or the version: %v", err)
+	}
+	distRun(t, mk, "-C", bundle, "uninstall", "DESTDIR="+stage)
+	filepath.WalkDir(stage, func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			t.Errorf("uninstall left %s", strings.TrimPrefix(p, stage))
+		}
+		return nil
+	})
 }

@@ -144,29 +144,17 @@ if want desktop; then
 	# fyne package builds in the source dir and leaves its bundle there.
 	(cd cmd/wharf-desktop && CGO_ENABLED=1 "$FYNE" package -os linux --release \
 		--app-version "$(echo "$PKGVER" | sed 's/[^0-9.].*//')" --name wharf-desktop >/dev/null)
-	mkdir -p "$d"
-	tar -xJf cmd/wharf-desktop/wharf-desktop.tar.xz -C "$d"
+	mkdir -p "$d/fyne"
+	tar -xJf cmd/wharf-desktop/wharf-desktop.tar.xz -C "$d/fyne"
 	rm -f cmd/wharf-desktop/wharf-desktop.tar.xz
 	# fyne package bumps Build in FyneApp.toml on every run; keep the tree clean.
 	git checkout -q -- cmd/wharf-desktop/FyneApp.toml 2>/dev/null || true
-	# Add ours: the
-	# validated .desktop file, the hicolor icon set, AppStream metainfo and
-	# the polkit action `wharf setup … --apply` runs under.
-	# fyne's Makefile (make install) installs its own entry and pixmap, so
-	# they stay; ours go beside them in the same tree.
-	share=$d/wharf-desktop/usr/local/share
-	mkdir -p "$share/applications" "$share/metainfo" "$share/polkit-1/actions" "$share/icons/hicolor/scalable/apps"
-	cp packaging/desktop/wharf-desktop.desktop "$share/applications/"
-	sed -e "s/@VERSION@/$PKGVER/" -e "s/@DATE@/$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)/" \
-		packaging/desktop/io.github.wharf_registry.wharf_desktop.metainfo.xml \
-		>"$share/metainfo/io.github.wharf_registry.wharf_desktop.metainfo.xml"
-	cp packaging/polkit/org.wharf.setup.policy "$share/polkit-1/actions/"
-	cp packaging/desktop/icons/wharf.svg "$share/icons/hicolor/scalable/apps/wharf.svg"
-	for png in packaging/desktop/icons/*x*/wharf.png; do
-		size=$(basename "$(dirname "$png")")
-		mkdir -p "$share/icons/hicolor/$size/apps"
-		cp "$png" "$share/icons/hicolor/$size/apps/wharf.png"
-	done
+	# Only fyne's binary is kept: the bundle is ours, one desktop entry
+	# (wharf-desktop.desktop, which the metainfo names), the icon set, the
+	# metainfo, the polkit action, and a Makefile that installs them all.
+	bash scripts/desktop-bundle.sh "$d/fyne/wharf-desktop/usr/local/bin/wharf-desktop" "$d/out" "$PKGVER" \
+		"$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)"
+	d=$d/out
 	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
 		-C "$d" -cJf "$DIST_DIR/wharf-desktop_${PKGVER}_linux_amd64.tar.xz" .
 	log "built wharf-desktop_${PKGVER}_linux_amd64.tar.xz"
