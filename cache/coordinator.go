@@ -21,6 +21,12 @@ type Coordinator interface {
 // FillSource is where one fill's bytes come from.
 type FillSource interface {
 	GetBlob(ctx context.Context, repo, digest string, offset int64) (io.ReadCloser, int64, error)
+	// Stored is asked once the fill verified its bytes, before it
+	// commits them: true when the shared store has the blob already
+	// (another replica committed it), so the commit need not upload it
+	// again. It may wait for the replica the fill streamed from to finish
+	// its commit.
+	Stored(ctx context.Context) bool
 	// Done is called once, when the fill ended: committed to the store
 	// and the index, or failed.
 	Done()
@@ -50,12 +56,4 @@ func (p *Proxy) Filling(ctx context.Context, d oci.Digest) (*Blob, error) {
 		return nil, err
 	}
 	return &Blob{Digest: d, Size: f.size, Source: SourceMiss, fill: f, proxy: p}, nil
-}
-
-// committedElsewhere reports whether the shared store holds d already
-// (another replica committed it): one stat, where a commit would upload
-// the whole blob again.
-func (p *Proxy) committedElsewhere(d oci.Digest) bool {
-	_, err := p.o.Store.Stat(d)
-	return err == nil
 }

@@ -130,16 +130,15 @@ func (p *Proxy) run(f *fill, repo string) {
 	defer cancel()
 	start := p.o.Now()
 	f.src = p.o.Upstream
-	var shared FillSource
 	if p.o.Coordinator != nil {
-		shared = p.o.Coordinator.Fill(f.digest, p.o.Upstream)
-		f.src = shared
+		f.shared = p.o.Coordinator.Fill(f.digest, p.o.Upstream)
+		f.src = f.shared
 	}
 	err := p.download(ctx, f, repo)
-	if shared != nil {
+	if f.shared != nil {
 		// After the commit to the store and the index: a replica that
 		// missed the digest meanwhile finds it there, not a free lease.
-		shared.Done()
+		f.shared.Done()
 	}
 	f.finish(err)
 	p.mu.Lock()
@@ -229,10 +228,11 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	}
 	release := p.o.Store.HoldBlob(f.digest) // no GC or eviction of this digest meanwhile
 	defer release()
-	if p.o.Coordinator != nil && p.committedElsewhere(f.digest) {
+	if f.shared != nil && f.shared.Stored(ctx) {
 		// Another replica filled the shared store while this one streamed
 		// from it: uploading the same bytes again would only cost time.
 		w.Abort()
+		p.log.Info("blob already in the shared store; not uploading it again", "repo", repo, "digest", f.digest)
 	} else {
 		if err := w.Commit(f.digest, size); err != nil {
 			return fmt.Errorf("caching %s: %w", f.digest, err)
@@ -292,7 +292,8 @@ type fill struct {
 	digest oci.Digest
 	repo   string // canonical repository that started it
 	budget *chunkBudget
-	src    blobSource // the upstream, or the Coordinator's source; set by run
+	src    blobSource // the upstream, or shared; set by run
+	shared FillSource // the Coordinator's source; nil outside cluster mode
 
 	ready chan struct{} // closed once the upstream answered (size known) or failed
 	size  int64         // -1 when the upstream sent no length; set before ready closes

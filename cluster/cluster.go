@@ -143,6 +143,7 @@ type source struct {
 
 	mu       sync.Mutex
 	held     bool // this fill holds the lease
+	followed bool // this fill streamed from another replica
 	stop     chan struct{}
 	renewing sync.WaitGroup
 }
@@ -180,6 +181,9 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 		}
 		body, size, perr := c.fromPeer(ctx, l.Addr, digest, offset)
 		if perr == nil {
+			s.mu.Lock()
+			s.followed = true
+			s.mu.Unlock()
 			c.log.Info("streaming a blob from the replica filling it", "digest", digest, "offset", offset, "peer", l.Addr)
 			return body, size, nil
 		}
@@ -198,6 +202,40 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 			return nil, 0, ctx.Err()
 		}
 	}
+}
+
+// Stored implements cache.FillSource. A fill that streamed from another
+// replica waits for that one to commit (it releases the lease then, or
+// dies and the lease expires), taking the lease meanwhile so that no
+// third replica fetches, then asks the store: the blob is uploaded once.
+// A fill that held the lease throughout commits without asking.
+func (s *source) Stored(ctx context.Context) bool {
+	s.mu.Lock()
+	followed, held := s.followed, s.held
+	s.mu.Unlock()
+	if !followed {
+		return false
+	}
+	c := s.c
+	for !held {
+		_, won, err := c.o.Leases.ClaimFill(ctx, string(s.d), s.owner, c.Addr(), c.o.TTL)
+		if err != nil {
+			break // ask the store anyway
+		}
+		if won {
+			s.hold()
+			break
+		}
+		t := time.NewTimer(c.o.Poll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+	_, err := c.o.Store.Stat(s.d)
+	return err == nil
 }
 
 // hold marks the lease this fill's and renews it until Done.

@@ -229,3 +229,49 @@ func TestSourceFollowsThenTakesOver(t *testing.T) {
 	}
 	sa.Done() // a's lease is gone already: a no-op
 }
+
+// A follower's fill does not upload what the filler commits: Stored waits
+// for the filler's lease to go, then finds the blob in the shared store.
+func TestStoredWaitsForTheFiller(t *testing.T) {
+	leases := newFakeLeases()
+	blob := bytes.Repeat([]byte("abcdefgh"), 512)
+	d := oci.FromBytes(blob)
+	shared := newStore(t) // the bucket both replicas commit to
+	a := New(Options{Leases: leases, Store: shared, Index: newIndex(t), Token: "tok", Poll: time.Millisecond, TTL: time.Hour})
+	b := New(Options{Leases: leases, Store: shared, Index: newIndex(t), Token: "tok", Poll: time.Millisecond, TTL: time.Hour})
+	serve(t, a)
+	serve(t, b)
+	ctx := context.Background()
+	sa := a.Fill(d, &countingUpstream{blob: blob})
+	if r, _, err := sa.GetBlob(ctx, "lib/x", d.String(), 0); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Close()
+	}
+	// a's fill is "running": its endpoint answers from the store here,
+	// which a commits to now, before b has read a byte.
+	if _, err := shared.Put(ctx, d, int64(len(blob)), bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	sb := b.Fill(d, &countingUpstream{blob: blob})
+	r, _, err := sb.GetBlob(ctx, "lib/x", d.String(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, r)
+	r.Close()
+
+	stored := make(chan bool, 1)
+	go func() { stored <- sb.Stored(ctx) }()
+	if h := leases.holder(d.String()); !strings.HasPrefix(h, a.id) {
+		t.Fatalf("lease held by %q while a commits, want a", h)
+	}
+	sa.Done() // a committed and indexed
+	if !<-stored {
+		t.Fatal("Stored = false with the blob in the shared store: b would upload it again")
+	}
+	sb.Done()
+	if h := leases.holder(d.String()); h != "" {
+		t.Fatalf("lease held by %q after both fills", h)
+	}
+}

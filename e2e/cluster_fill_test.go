@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -57,9 +58,9 @@ func gatedBlobRelay(t *testing.T, size, gateAt int64) (relay *harness.Relay, lay
 // startHubReplicas starts n replicas proxying relay as the default proxy.
 // The upstream timeout (also the longest pause between body bytes) is
 // long: a gated origin body must wait for the test, not time out.
-func startHubReplicas(t *testing.T, c *harness.Cluster, bin string, relay *harness.Relay, n int) []*harness.Wharf {
+func startHubReplicas(t *testing.T, c *harness.Cluster, bin string, relay *harness.Relay, n int, extra string) []*harness.Wharf {
 	t.Helper()
-	rest := fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\n    timeout: 3m\n", relay.URL)
+	rest := fmt.Sprintf("proxies:\n  - name: hub\n    upstream: %s\n    default: true\n    timeout: 3m\n", relay.URL) + extra
 	var rs []*harness.Wharf
 	for range n {
 		rs = append(rs, c.StartReplica(t, bin, rest))
@@ -76,7 +77,10 @@ func fetchFirst(ctx context.Context, url string, timeout time.Duration, first fu
 	if err != nil {
 		return fetchResult{Err: err}
 	}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+	// Replicas serving TLS have self-signed certificates of their own;
+	// what the client gets is checked by its digest.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fetchResult{Err: err, Start: start}
@@ -189,15 +193,27 @@ func checkResults(t *testing.T, results []fetchResult, layer v1.Hash, layerSize 
 func TestClusterFillOnceAcrossReplicas(t *testing.T) {
 	skipShortE2E(t)
 	harness.Require(t, "docker-registry")
-	const (
-		size    = 64 << 20
-		clients = 20
-		gateAt  = 4 << 20
-	)
+	fillOnceAcross(t, 64<<20, 20, "")
+}
+
+// TestClusterFillOnceOverTLS is the same over replicas that each serve
+// TLS with a self-signed certificate of their own: the hop between them
+// rests on the cluster token and the digest check.
+func TestClusterFillOnceOverTLS(t *testing.T) {
+	skipShortE2E(t)
+	harness.Require(t, "docker-registry")
+	fillOnceAcross(t, 16<<20, 6, "tls:\n  mode: self-signed\n")
+}
+
+// fillOnceAcross has clients GET one uncached blob of size bytes over
+// three replicas (config extra added to each) at once, with the origin
+// holding back the body past gateAt until every client has bytes.
+func fillOnceAcross(t *testing.T, size int64, clients int, extra string) {
+	const gateAt = 4 << 20
 	bin := harness.BuildWharf(t)
 	relay, layer, layerSize, blobPath, release := gatedBlobRelay(t, size, gateAt)
 	c := harness.StartClusterEngines(t)
-	rs := startHubReplicas(t, c, bin, relay, 3)
+	rs := startHubReplicas(t, c, bin, relay, 3, extra)
 	defer func() {
 		select {
 		case <-release:
@@ -247,9 +263,14 @@ func TestClusterFillOnceAcrossReplicas(t *testing.T) {
 	}
 	for _, r := range rs {
 		waitLogged(t, r, `msg="cached blob"`, "digest="+layer.String())
-		if r != filler && !strings.Contains(r.Logs(), "streaming a blob from the replica filling it") {
+		if r == filler {
+			continue
+		}
+		if !strings.Contains(r.Logs(), "streaming a blob from the replica filling it") {
 			t.Errorf("replica %s did not stream from the filler %s:\n%s", r.Addr, filler.Addr, r.LogTail(20))
 		}
+		// What it streamed, the filler uploaded: it does not upload it again.
+		waitLogged(t, r, "not uploading it again", "digest="+layer.String())
 	}
 	if fi, err := os.Stat(bucketObject(c, layer)); err != nil || fi.Size() != layerSize {
 		t.Errorf("the bucket's object for %s: %v (size %v), want %d bytes", layer, err, fi, layerSize)
@@ -259,7 +280,7 @@ func TestClusterFillOnceAcrossReplicas(t *testing.T) {
 	}
 	// Warm: every replica serves it from the bucket.
 	for _, r := range rs {
-		if res := fetch(t.Context(), blobURL(r, "library/big", layer), time.Minute); !res.complete() || res.Digest != layer.String() {
+		if res := fetchFirst(t.Context(), blobURL(r, "library/big", layer), time.Minute, func() {}); !res.complete() || res.Digest != layer.String() {
 			t.Errorf("warm GET through %s: status %d, %d bytes, %s, %v", r.Addr, res.Status, res.N, res.Digest, res.Err)
 		}
 	}
@@ -285,7 +306,7 @@ func TestClusterFillerKilledMidFill(t *testing.T) {
 	bin := harness.BuildWharf(t)
 	relay, layer, layerSize, blobPath, release := gatedBlobRelay(t, size, gateAt)
 	c := harness.StartClusterEngines(t)
-	rs := startHubReplicas(t, c, bin, relay, 3)
+	rs := startHubReplicas(t, c, bin, relay, 3, "")
 	defer func() {
 		select {
 		case <-release:
