@@ -21,7 +21,7 @@ var layers = [][]string{
 	{"cache/index/pgindex"},
 	{"upstream"},
 	{"cache"},
-	{"hosted"},
+	{"hosted", "cluster"},
 	{"auth", "certs"},
 	{"registry"},
 	{"server", "setup"},

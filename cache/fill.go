@@ -129,7 +129,17 @@ func (p *Proxy) run(f *fill, repo string) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.o.FillTimeout)
 	defer cancel()
 	start := p.o.Now()
+	f.src = p.o.Upstream
+	if p.o.Coordinator != nil {
+		f.shared = p.o.Coordinator.Fill(f.digest, p.o.Upstream)
+		f.src = f.shared
+	}
 	err := p.download(ctx, f, repo)
+	if f.shared != nil {
+		// After the commit to the store and the index: a replica that
+		// missed the digest meanwhile finds it there, not a free lease.
+		f.shared.Done()
+	}
 	f.finish(err)
 	p.mu.Lock()
 	if p.fills[f.digest] == f { // not a fill that replaced this failed one
@@ -165,7 +175,7 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 			close(f.ready)
 		}
 	}()
-	body, size, err := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), 0)
+	body, size, err := f.src.GetBlob(ctx, repo, string(f.digest), 0)
 	if err != nil {
 		return err
 	}
@@ -218,10 +228,17 @@ func (p *Proxy) download(ctx context.Context, f *fill, repo string) (err error) 
 	}
 	release := p.o.Store.HoldBlob(f.digest) // no GC or eviction of this digest meanwhile
 	defer release()
-	if err := w.Commit(f.digest, size); err != nil {
-		return fmt.Errorf("caching %s: %w", f.digest, err)
+	if f.shared != nil && f.shared.Stored(ctx) {
+		// Another replica filled the shared store while this one streamed
+		// from it: uploading the same bytes again would only cost time.
+		w.Abort()
+		p.log.Info("blob already in the shared store; not uploading it again", "repo", repo, "digest", f.digest)
+	} else {
+		if err := w.Commit(f.digest, size); err != nil {
+			return fmt.Errorf("caching %s: %w", f.digest, err)
+		}
+		p.o.Metrics.CacheFilled(p.o.Name, w.Size())
 	}
-	p.o.Metrics.CacheFilled(p.o.Name, w.Size())
 	now := p.o.Now()
 	// The file is in place: its record must follow even when Shutdown is
 	// cancelling the fill (Update gives up on a conflict retry once ctx
@@ -258,7 +275,7 @@ func (p *Proxy) receiveAll(ctx context.Context, f *fill, repo string, body *io.R
 			return err
 		}
 		p.log.Warn("upstream blob stream broke; resuming", "repo", repo, "digest", f.digest, "offset", at, "err", err)
-		next, _, gerr := p.o.Upstream.GetBlob(ctx, repo, string(f.digest), at)
+		next, _, gerr := f.src.GetBlob(ctx, repo, string(f.digest), at)
 		if gerr != nil {
 			return gerr
 		}
@@ -275,6 +292,8 @@ type fill struct {
 	digest oci.Digest
 	repo   string // canonical repository that started it
 	budget *chunkBudget
+	src    blobSource // the upstream, or shared; set by run
+	shared FillSource // the Coordinator's source; nil outside cluster mode
 
 	ready chan struct{} // closed once the upstream answered (size known) or failed
 	size  int64         // -1 when the upstream sent no length; set before ready closes

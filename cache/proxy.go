@@ -60,6 +60,9 @@ type Options struct {
 	Lifecycle *Lifecycle
 	// Pins are the config's pin rules; matching images are never evicted.
 	Pins []PinRule
+	// Coordinator, when set, shares fills with the other replicas of a
+	// cluster; nil for one process.
+	Coordinator Coordinator
 }
 
 // Proxy caches one upstream registry.

@@ -43,6 +43,15 @@ type Index struct {
 	Postgres string `yaml:"postgres,omitempty"`
 }
 
+// Cluster is how the replicas of a cluster reach each other: a replica
+// that misses a blob another replica is fetching streams it from that one.
+type Cluster struct {
+	// Advertise is the base URL other replicas reach this one at, e.g.
+	// http://10.0.0.5:5000. Omitted: the address listen bound, or when
+	// its host is unspecified (:5000) the first non-loopback address.
+	Advertise string `yaml:"advertise,omitempty"`
+}
+
 // Clustered reports whether blobs and metadata live in shared engines
 // (S3 and PostgreSQL), so that several replicas can serve together;
 // data_dir is then only each replica's scratch area for fills.
@@ -115,6 +124,12 @@ func (c *Config) validateCluster(add func(key, format string, args ...any)) {
 			add("storage.s3", "set the secret key: secret_key, secret_key_env (the name of an environment variable) or secret_key_file")
 		case n > 1:
 			add("storage.s3", "set only one of secret_key, secret_key_env and secret_key_file")
+		}
+	}
+	if a := c.Cluster.Advertise; a != "" {
+		u, err := url.Parse(a)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			add("cluster.advertise", "%q is not a base URL other replicas reach this one at, like http://10.0.0.5:5000", a)
 		}
 	}
 	if p := c.Index.Postgres; p != "" && strings.Contains(p, "://") {

@@ -131,3 +131,24 @@ func TestClusterConfigErrors(t *testing.T) {
 		t.Errorf("prefix without a slash: %v", err)
 	}
 }
+
+// cluster.advertise is a base URL; omitted, the replica works it out.
+func TestClusterAdvertise(t *testing.T) {
+	for _, tc := range []struct{ v, want string }{
+		{"http://10.0.0.5:5000", ""},
+		{"https://wharf-0.wharf.svc:5000/", ""},
+		{"10.0.0.5:5000", "cluster.advertise"},
+		{"http://10.0.0.5:5000/v2", "cluster.advertise"},
+		{"ftp://10.0.0.5", "cluster.advertise"},
+	} {
+		c, err := Parse([]byte(clusterContract + "cluster:\n  advertise: " + tc.v + "\n"))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.v, err)
+		case tc.want == "" && c.Cluster.Advertise != tc.v:
+			t.Errorf("%q: parsed as %q", tc.v, c.Cluster.Advertise)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: error %v, want one naming %s", tc.v, err, tc.want)
+		}
+	}
+}

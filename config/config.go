@@ -36,6 +36,8 @@ type Config struct {
 	// (cluster mode: docs/cluster.md). Unset: both under data_dir.
 	Storage Storage `yaml:"storage,omitempty"`
 	Index   Index   `yaml:"index,omitempty"`
+	// Cluster tunes how replicas in cluster mode reach each other.
+	Cluster Cluster `yaml:"cluster,omitempty"`
 
 	// HostAll makes every repository name hosted (tests and embedders;
 	// not settable from YAML).

@@ -22,6 +22,9 @@ func RestartSections(old, next *Config) []string {
 		{"metrics", old.Metrics, next.Metrics},
 		{"gc", old.GC, next.GC},
 		{"tls", old.TLS, next.TLS},
+		{"storage", old.Storage, next.Storage},
+		{"index", old.Index, next.Index},
+		{"cluster", old.Cluster, next.Cluster},
 	} {
 		if !reflect.DeepEqual(sec.a, sec.b) {
 			out = append(out, sec.key)

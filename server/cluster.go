@@ -3,10 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"path/filepath"
 	"time"
 
+	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
+	"github.com/wharf-registry/wharf/cluster"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
@@ -73,6 +77,11 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 			return u.String(), nil
 		}
 	}
+	tok, err := idx.ClusterToken(octx)
+	if err != nil {
+		return fmt.Errorf("index.postgres: %w", err)
+	}
+	s.coord = cluster.New(cluster.Options{Leases: idx, Index: idx, Store: staged, Token: tok, Logger: s.log})
 	// The scratch area's leftovers are this replica's own; the bucket's
 	// unfinished uploads are swept only past a grace period, since other
 	// replicas may be uploading right now.
@@ -119,4 +128,77 @@ func CheckEngines(ctx context.Context, cfg *config.Config) ([]string, error) {
 	}
 	idx.Close()
 	return append(lines, fmt.Sprintf("index.postgres: database reachable, schema at version %d", pgindex.SchemaVersion())), nil
+}
+
+// coordinator is the proxies' cache.Coordinator: nil (an interface
+// holding nothing) outside cluster mode.
+func (s *Server) coordinator() cache.Coordinator {
+	if s.coord == nil {
+		return nil
+	}
+	return s.coord
+}
+
+// cacheProxies are the caches whose fills other replicas may stream.
+func (s *Server) cacheProxies() []*cache.Proxy {
+	out := make([]*cache.Proxy, 0, len(s.proxies))
+	for _, p := range s.proxies {
+		out = append(out, p.Proxy)
+	}
+	return out
+}
+
+// advertise is the base URL other replicas reach this one at:
+// cluster.advertise, else the address listen bound, with the first
+// non-loopback address of the machine when its host is unspecified.
+func (s *Server) advertise(bound net.Addr) string {
+	if a := s.cfg.Cluster.Advertise; a != "" {
+		return a
+	}
+	host, port := "127.0.0.1", "5000"
+	if ta, ok := bound.(*net.TCPAddr); ok {
+		port = fmt.Sprint(ta.Port)
+		if !ta.IP.IsUnspecified() {
+			host = ta.IP.String()
+		} else if ip := firstNonLoopback(); ip != nil {
+			host = ip.String()
+			s.log.Info("cluster: other replicas reach this one at the first non-loopback address; set cluster.advertise to choose another",
+				"addr", host)
+		} else {
+			s.log.Warn("cluster: no non-loopback address: other replicas cannot reach this one; set cluster.advertise")
+		}
+	}
+	return (&url.URL{Scheme: s.scheme(), Host: net.JoinHostPort(host, port)}).String()
+}
+
+// firstNonLoopback is the machine's first up, non-loopback unicast address
+// (IPv4 first).
+func firstNonLoopback() net.IP {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var v6 net.IP
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+				continue
+			}
+			if ip4 := ipn.IP.To4(); ip4 != nil {
+				return ip4
+			}
+			if v6 == nil {
+				v6 = ipn.IP
+			}
+		}
+	}
+	return v6
 }

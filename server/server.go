@@ -21,6 +21,7 @@ import (
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/certs"
+	"github.com/wharf-registry/wharf/cluster"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
@@ -132,10 +133,11 @@ type Server struct {
 	watches      []*upstreamWatch // one per proxy, in config order
 	ops          *opsListener     // nil unless metrics.listen is set
 	counts       *countCache
-	auth         *auth.Service  // nil: no auth section
-	certs        *certs.Manager // nil: plain HTTP
-	acmeHTTP     *http.Server   // ACME HTTP-01 and redirects to https
-	ldap         auth.Source    // replaces the configured directory (tests)
+	auth         *auth.Service        // nil: no auth section
+	certs        *certs.Manager       // nil: plain HTTP
+	acmeHTTP     *http.Server         // ACME HTTP-01 and redirects to https
+	ldap         auth.Source          // replaces the configured directory (tests)
+	coord        *cluster.Coordinator // nil outside cluster mode
 	// noLifecycle leaves the proxies without access times or in-use
 	// marks: the baseline of the bookkeeping benchmark (export_test.go).
 	noLifecycle bool
@@ -252,6 +254,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
 	s.addr = ln.Addr().String()
+	if s.coord != nil {
+		s.coord.SetAddr(s.advertise(ln.Addr()))
+		s.log.Info("cluster: fills are shared with the other replicas", "advertise", s.coord.Addr())
+	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -417,6 +423,8 @@ func (s *Server) buildProxies() ([]registry.ProxyNamespace, error) {
 				Logger:    s.log,
 				Metrics:   s.metrics,
 				Now:       s.now,
+
+				Coordinator: s.coordinator(),
 			}),
 		})
 	}
@@ -466,6 +474,11 @@ func (s *Server) routes() http.Handler {
 		// The admin API over the network, for admins only; the unix
 		// socket in the data dir stays for local use without a login.
 		mux.Handle("/-/admin/", http.StripPrefix("/-/admin", s.requireAdmin(s.adminRoutes())))
+	}
+	if s.coord != nil {
+		// Other replicas stream fills from here; the cluster token, not
+		// a user's login, guards it.
+		mux.Handle(cluster.BlobPath, s.coord.Handler(s.cacheProxies))
 	}
 	// With metrics.listen set, /metrics moves to that listener; health
 	// and status answer on both.
@@ -587,6 +600,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStores() error {
 	var err error
+	if s.coord != nil {
+		s.coord.Close()
+		s.coord = nil
+	}
 	if s.idx != nil {
 		err = s.idx.Close()
 		s.idx = nil

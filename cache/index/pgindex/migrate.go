@@ -100,6 +100,24 @@ CREATE TABLE tag_checks (
 	PRIMARY KEY (repo, tag)
 );
 `},
+	{2, "fill leases and the cluster token", `
+-- One upstream fetch per blob across replicas: the replica whose lease
+-- is live fills the digest, the others stream from it (at addr).
+-- expires is unix nanoseconds by the database's clock.
+CREATE TABLE fill_leases (
+	digest  text COLLATE "C" PRIMARY KEY,
+	owner   text COLLATE "C" NOT NULL,
+	addr    text COLLATE "C" NOT NULL,
+	expires bigint NOT NULL
+);
+
+-- The secret replicas show each other on their internal endpoint: one
+-- row, written by the first replica to ask for it (ClusterToken).
+CREATE TABLE cluster_token (
+	one   boolean PRIMARY KEY DEFAULT true CHECK (one),
+	token text NOT NULL
+);
+`},
 }
 
 // SchemaVersion is the schema version this wharf brings a database to.

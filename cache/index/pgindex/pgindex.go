@@ -39,6 +39,8 @@
 //	pins        (digest, rule)
 //	usage       origin → bytes, blobs: updated in the statement that writes or removes a record
 //	tag_checks  (repo, tag) → when it was last confirmed upstream
+//	fill_leases digest → owner, addr, expiry: which replica fetches it from the upstream (lease.go)
+//	cluster_token  one row: the secret replicas show each other
 //
 // Text is COLLATE "C" so that pages of tags and repositories come in
 // Badger's byte order; times are unix nanoseconds, as Badger keeps them.
