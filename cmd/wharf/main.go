@@ -50,6 +50,7 @@ func commands() []command {
 			run: func(args []string, _, stderr io.Writer) error { return cmdServe(args, stderr) }},
 		{name: "config", synopsis: "config check FILE", summary: "validate a config and print it (secrets masked)", subs: []string{"check"}, fileArgs: true, run: cmdConfig},
 		{name: "fsck", synopsis: "fsck [--data-dir DIR] [--repair]", summary: "verify every stored blob against its digest", run: cmdFsck},
+		{name: "migrate", synopsis: "migrate --to-config FILE [--data-dir DIR]", summary: "copy a stopped single-box data dir into a cluster's bucket and database", run: cmdMigrate},
 		{name: "status", synopsis: "status [--url URL] [--json]", summary: "summarise a running server: cache, upstreams, storage", run: cmdStatus},
 		{name: "healthcheck", synopsis: "healthcheck [--url URL] [--config FILE]", summary: "exit 0 if a running server is ready, else 1 and why (HEALTHCHECK)", run: cmdHealthcheck},
 		{name: "cache", synopsis: "cache stats|ls|evict|pin|unpin", summary: "inspect and manage the cache of a running server", subs: []string{"stats", "ls", "evict", "pin", "unpin"}, run: cmdCache},
@@ -416,7 +417,9 @@ func newProgress(w io.Writer, label string) *progress {
 	return &progress{w: w, label: label, tty: tty}
 }
 
-func (p *progress) update(done, total int64) {
+func (p *progress) update(done, total int64) { p.line(done, total, "") }
+
+func (p *progress) line(done, total int64, extra string) {
 	if !p.tty || time.Since(p.last) < 100*time.Millisecond && done < total {
 		return
 	}
@@ -426,7 +429,7 @@ func (p *progress) update(done, total int64) {
 		pct = float64(done) * 100 / float64(total)
 	}
 	n := int(pct / 100 * 30)
-	fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %s / %s", p.label, strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct, humanBytes(done), humanBytes(total))
+	fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %s / %s%s", p.label, strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct, humanBytes(done), humanBytes(total), extra)
 }
 
 func (p *progress) done() {
