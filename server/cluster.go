@@ -53,6 +53,7 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 		return fmt.Errorf("index.postgres: %w", err)
 	}
 	s.idx = idx
+	s.leader = idx.NewLeader(pgindex.LeaderHousekeeping, leaderInterval)
 	staged, err := storage.NewStaged(filepath.Join(dir, "scratch"), remote)
 	if err != nil {
 		return fmt.Errorf("scratch area for fills and uploads: %w", err)

@@ -100,7 +100,11 @@ func mib(n int64) string {
 }
 
 // scheduledGC runs one collection from housekeeping.
-func (s *Server) scheduledGC() {
+func (s *Server) scheduledGC(leading func() bool) {
+	if !leading() {
+		s.log.Debug("scheduled garbage collection left to the leader replica")
+		return
+	}
 	if _, err := s.GC(context.Background(), GCRequest{}); errors.Is(err, hosted.ErrGCRunning) {
 		s.log.Info("scheduled garbage collection skipped: one is already running")
 	}

@@ -109,6 +109,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	state      State
+	leader     leader // cluster mode; nil: this process is alone
 	started    time.Time
 	lastErr    error
 	addr       string
@@ -214,6 +215,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			MaxUnused: s.cfg.Cache.MaxUnused.Std(),
 			Proxies:   proxyBudgets(s.cfg),
 		},
+		Leading: s.leadingFunc(),
 		OnEvict: func(r cache.EvictReport) {
 			what := "proxied content"
 			if r.Proxy != "" {
@@ -497,6 +499,7 @@ func hostedNames(c *config.Config) []string {
 
 func (s *Server) housekeeping() {
 	defer s.bg.Done()
+	leading := s.leadingFunc()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	var gcTick <-chan time.Time // nil (never) when gc.schedule is 0
@@ -510,7 +513,7 @@ func (s *Server) housekeeping() {
 		case <-s.stop:
 			return
 		case <-gcTick:
-			s.scheduledGC()
+			s.scheduledGC(leading)
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, false); err != nil {
@@ -582,6 +585,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStores() error {
 	var err error
+	if s.leader != nil {
+		s.leader.Close() // before the index: steps down at once
+		s.leader = nil
+	}
 	if s.idx != nil {
 		err = s.idx.Close()
 		s.idx = nil
