@@ -18,6 +18,22 @@ import (
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
+// bucketClient reaches the cluster's S3 server directly.
+func bucketClient(t *testing.T, c *harness.Cluster) *minio.Client {
+	t.Helper()
+	mc, err := minio.New(strings.TrimPrefix(c.S3.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(c.S3.AccessKey, c.S3.SecretKey, ""), Region: c.S3.Region, BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+// blobKey is where storage/s3 keeps the sha256 blob of hex digest h.
+func blobKey(c *harness.Cluster, h string) string {
+	return c.Prefix + "blobs/sha256/" + h[:2] + "/" + h
+}
+
 // TestClusterFsck runs wharf fsck --config on a cluster while a replica
 // serves: a clean cluster has no problems; then a corrupt object, a
 // record whose object is gone, an object no record knows and an
@@ -79,15 +95,11 @@ func TestClusterFsck(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An object no record knows, and an unfinished upload.
-	mc, err := minio.New(strings.TrimPrefix(c.S3.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(c.S3.AccessKey, c.S3.SecretKey, ""), Region: c.S3.Region, BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := bucketClient(t, c)
 	stray := []byte("an object no record knows")
 	sum := sha256.Sum256(stray)
 	strayHex := hex.EncodeToString(sum[:])
-	key := func(h string) string { return c.Prefix + "blobs/sha256/" + h[:2] + "/" + h }
+	key := func(h string) string { return blobKey(c, h) }
 	ctx := context.Background()
 	if _, err := mc.PutObject(ctx, c.Bucket, key(strayHex), strings.NewReader(string(stray)), int64(len(stray)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
@@ -59,13 +60,19 @@ func TestClusterMigrate(t *testing.T) {
 	if err := box.Stop(); err != nil {
 		t.Fatalf("stopping the single box: %v", err)
 	}
+	// As an interrupted run would leave it: one blob already in the bucket.
+	layer := blobsOf(t, proxied)[1].Digest.Hex
+	if _, err := bucketClient(t, c).FPutObject(t.Context(), c.Bucket, blobKey(c, layer),
+		filepath.Join(box.DataDir, "blobs", "sha256", layer[:2], layer), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	out, err := box.Run("migrate", "--to-config", cfg, "--data-dir", box.DataDir)
 	t.Logf("wharf migrate:\n%s", out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "done:") || strings.Contains(out, " 0 copied") {
-		t.Errorf("first migrate copied nothing:\n%s", out)
+	if !strings.Contains(out, "done:") || strings.Contains(out, " 0 copied") || !strings.Contains(out, ", 1 already in bucket") {
+		t.Errorf("first migrate did not copy all but the blob already there:\n%s", out)
 	}
 
 	r1 := c.StartReplica(t, bin, rest)
