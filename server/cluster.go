@@ -54,6 +54,7 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 	}
 	s.idx = idx
 	s.leader = idx.NewLeader(pgindex.LeaderHousekeeping, leaderInterval)
+	s.replicas, s.replicaID = idx, newReplicaID()
 	staged, err := storage.NewStaged(filepath.Join(dir, "scratch"), remote)
 	if err != nil {
 		return fmt.Errorf("scratch area for fills and uploads: %w", err)

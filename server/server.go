@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/certs"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/hosted"
@@ -109,7 +110,9 @@ type Server struct {
 
 	mu         sync.Mutex
 	state      State
-	leader     leader // cluster mode; nil: this process is alone
+	leader     leader          // cluster mode; nil: this process is alone
+	replicas   replicaRegistry // cluster mode: heartbeats; nil otherwise
+	replicaID  string
 	started    time.Time
 	lastErr    error
 	addr       string
@@ -284,6 +287,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	ops.serve(s.log)
 	s.bg.Add(2)
 	go s.housekeeping()
+	if s.replicas != nil {
+		me := pgindex.Replica{ID: s.replicaID, Addr: advertised(s.addr), Version: s.version, Started: s.now()}
+		s.beat(s.replicas, me) // listed as soon as it serves
+		s.bg.Add(1)
+		go s.heartbeats(s.replicas, me, s.stop)
+	}
 	go func(idx index.Index) {
 		defer s.bg.Done()
 		s.counts.run(idx, s.stop)
@@ -589,6 +598,7 @@ func (s *Server) closeStores() error {
 		s.leader.Close() // before the index: steps down at once
 		s.leader = nil
 	}
+	s.replicas = nil
 	if s.idx != nil {
 		err = s.idx.Close()
 		s.idx = nil

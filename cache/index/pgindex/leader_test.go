@@ -49,3 +49,30 @@ func TestLeader(t *testing.T) {
 	}
 	waitFor(t, "the second to take over", b.Leading)
 }
+
+// Heartbeats list replicas; one not seen within the window drops out, and
+// one that leaves drops out at once.
+func TestReplicas(t *testing.T) {
+	x := open(t)
+	ctx := context.Background()
+	started := time.Now().Truncate(time.Microsecond)
+	for _, id := range []string{"b", "a"} {
+		if err := x.Heartbeat(ctx, pgindex.Replica{ID: id, Addr: "10.0.0." + id + ":5000", Version: "dev", Started: started}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := x.Replicas(ctx, 30*time.Second)
+	if err != nil || len(rs) != 2 || rs[0].ID != "a" || rs[1].ID != "b" || !rs[0].Started.Equal(started) {
+		t.Fatalf("replicas %+v, %v; want a and b", rs, err)
+	}
+	// Within 0 s: the heartbeats are older than that by the time of the query.
+	if rs, err := x.Replicas(ctx, 0); err != nil || len(rs) != 0 {
+		t.Errorf("replicas seen in the last 0s: %+v, %v", rs, err)
+	}
+	if err := x.Leave(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := x.Replicas(ctx, 30*time.Second); err != nil || len(rs) != 1 || rs[0].ID != "b" {
+		t.Errorf("after a left: %+v, %v", rs, err)
+	}
+}

@@ -100,6 +100,19 @@ CREATE TABLE tag_checks (
 	PRIMARY KEY (repo, tag)
 );
 `},
+	// The integrator renumbers this step if another lands before it.
+	{2, "replicas: each replica's heartbeat, for wharf status", `
+-- Times here are the database's clock (now()), unlike the index's
+-- records: replicas' clocks may disagree, and only "seen in the last 30
+-- seconds" is asked of them, never compared with Badger's times.
+CREATE TABLE replicas (
+	id        text COLLATE "C" PRIMARY KEY,
+	addr      text COLLATE "C" NOT NULL,
+	version   text COLLATE "C" NOT NULL,
+	started   timestamptz NOT NULL,
+	last_seen timestamptz NOT NULL
+);
+`},
 }
 
 // SchemaVersion is the schema version this wharf brings a database to.
