@@ -15,7 +15,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
@@ -144,5 +146,28 @@ func TestClusterEvictionByOneReplica(t *testing.T) {
 	for _, p := range pushes {
 		ref := rs[2].Addr + "/" + p.repoTag
 		sameImage(t, ref, p.img, harness.PullImage(t, ref))
+	}
+
+	// Collections run one at a time across the cluster: while another
+	// session holds the GC lock, as a collecting replica would, wharf gc
+	// on any replica says one is running.
+	conn, err := pgx.Connect(t.Context(), c.PG.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), "SELECT pg_advisory_lock($1)", pgindex.LockGC); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if out, err := r.Run("gc", "--data-dir", r.DataDir); err == nil || !strings.Contains(out, "already running") {
+			t.Errorf("wharf gc on %s while another replica collects: %v\n%s", r.Addr, err, out)
+		}
+	}
+	if _, err := conn.Exec(t.Context(), "SELECT pg_advisory_unlock($1)", pgindex.LockGC); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := rs[2].Run("gc", "--data-dir", rs[2].DataDir); err != nil {
+		t.Errorf("wharf gc once the lock is free: %v\n%s", err, out)
 	}
 }

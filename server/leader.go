@@ -1,6 +1,9 @@
 package server
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // leader says whether this replica does what one replica at a time does
 // for the whole cluster: enforcing the cache budget (eviction) and
@@ -24,4 +27,11 @@ func (s *Server) leadingFunc() func() bool {
 		return func() bool { return true }
 	}
 	return l.Leading
+}
+
+// clusterLocks serialises work across replicas (pgindex's session-level
+// advisory locks); nil in single-box mode, where in-process exclusion is
+// enough.
+type clusterLocks interface {
+	TryLock(ctx context.Context, key int64) (release func(), ok bool, err error)
 }

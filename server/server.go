@@ -113,6 +113,7 @@ type Server struct {
 	leader     leader          // cluster mode; nil: this process is alone
 	replicas   replicaRegistry // cluster mode: heartbeats; nil otherwise
 	replicaID  string
+	locks      clusterLocks // cluster mode; nil otherwise
 	started    time.Time
 	lastErr    error
 	addr       string
@@ -598,7 +599,7 @@ func (s *Server) closeStores() error {
 		s.leader.Close() // before the index: steps down at once
 		s.leader = nil
 	}
-	s.replicas = nil
+	s.replicas, s.locks = nil, nil
 	if s.idx != nil {
 		err = s.idx.Close()
 		s.idx = nil

@@ -2,6 +2,7 @@ package pgindex
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -121,4 +122,34 @@ func (l *Leader) try(ctx context.Context, conn *pgx.Conn) *pgx.Conn {
 		l.log.Info("this replica is now the leader: it runs eviction and scheduled GC for the cluster")
 	}
 	return conn
+}
+
+// LockGC is the advisory lock key that makes hosted garbage collections
+// of the cluster run one at a time, whichever replica is asked.
+const LockGC int64 = 0x7768_6172_665f_6763 // "wharf_gc"
+
+// TryLock takes the session-level advisory lock key on a pooled
+// connection, held until release is called; ok is false when another
+// session holds it. If the unlock fails, the connection is closed, which
+// ends the session and so releases the lock too.
+func (x *Index) TryLock(ctx context.Context, key int64) (release func(), ok bool, err error) {
+	conn, err := x.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("index: lock %x: %w", key, err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil || !ok {
+		conn.Release()
+		if err != nil {
+			return nil, false, fmt.Errorf("index: lock %x: %w", key, err)
+		}
+		return nil, false, nil
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.Background(), leaderTimeout)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
+			conn.Conn().Close(uctx)
+		}
+		conn.Release()
+	}, true, nil
 }

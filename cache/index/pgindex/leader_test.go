@@ -76,3 +76,31 @@ func TestReplicas(t *testing.T) {
 		t.Errorf("after a left: %+v, %v", rs, err)
 	}
 }
+
+// TryLock: one holder at a time, across pools; release lets the next in.
+func TestTryLock(t *testing.T) {
+	url := newDB(t)
+	var xs []*pgindex.Index
+	for range 2 {
+		x, err := pgindex.Open(context.Background(), url, pgindex.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		xs = append(xs, x)
+	}
+	ctx := context.Background()
+	release, ok, err := xs[0].TryLock(ctx, pgindex.LockGC)
+	if err != nil || !ok {
+		t.Fatalf("first TryLock: %v, %v", ok, err)
+	}
+	if _, ok, err := xs[1].TryLock(ctx, pgindex.LockGC); err != nil || ok {
+		t.Fatalf("second TryLock while the first holds it: %v, %v", ok, err)
+	}
+	release()
+	release2, ok, err := xs[1].TryLock(ctx, pgindex.LockGC)
+	if err != nil || !ok {
+		t.Fatalf("TryLock after release: %v, %v", ok, err)
+	}
+	release2()
+}
