@@ -48,6 +48,10 @@ func TestClusterMigrate(t *testing.T) {
 		waitLogged(t, box, `msg="cached blob"`, "digest="+b.Digest.String())
 	}
 
+	if out, err := box.Run("cache", "pin", "library/app:1", "--data-dir", box.DataDir); err != nil {
+		t.Fatalf("wharf cache pin: %v\n%s", err, out)
+	}
+
 	c := harness.StartClusterEngines(t)
 	cfg := filepath.Join(t.TempDir(), "cluster.yml")
 	if err := os.WriteFile(cfg, []byte(c.Keys()+rest), 0o600); err != nil {
@@ -71,7 +75,8 @@ func TestClusterMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "done:") || strings.Contains(out, " 0 copied") || !strings.Contains(out, ", 1 already in bucket") {
+	if !strings.Contains(out, "done:") || strings.Contains(out, " 0 copied") || !strings.Contains(out, ", 1 already in bucket") ||
+		!strings.Contains(out, "pins 3 written") {
 		t.Errorf("first migrate did not copy all but the blob already there:\n%s", out)
 	}
 
@@ -91,6 +96,9 @@ func TestClusterMigrate(t *testing.T) {
 		tags, err := remote.List(repo, remote.WithContext(t.Context()))
 		if err != nil || !slices.Equal(tags, []string{"v1", "v2"}) {
 			t.Errorf("tags of team/app through %s: %v, %v; want [v1 v2]", r.Addr, tags, err)
+		}
+		if out, err := r.Run("cache", "stats", "--data-dir", r.DataDir); err != nil || !strings.Contains(out, "pinned digests:  3") {
+			t.Errorf("wharf cache stats on %s: %v\n%s", r.Addr, err, out)
 		}
 	}
 	// The proxied blobs came from the bucket, not the origin again.
