@@ -28,7 +28,8 @@ Upload sessions are not copied: clients start those again.
 The server using DIR must be stopped (the data dir lock says so); the
 cluster's replicas may run. What the bucket or the database already has is
 left as it is, so running it again copies nothing new, and an interrupted
-run resumes where it stopped. DIR itself is not changed.`, stderr)
+run resumes where it stopped. The blobs and records of DIR stay where they
+are: the single box can start on DIR again if the cluster is given up.`, stderr)
 	to := fs.String("to-config", "", "cluster config `file` (with storage.s3 and index.postgres) to copy into")
 	dataDir := fs.String("data-dir", defaultDataDir(), "single-box data `directory` to copy from (env WHARF_DATA_DIR; default ./data)")
 	if err := parse(fs, args); err != nil {
