@@ -59,6 +59,7 @@ type Lifecycle struct {
 	idle    chan struct{} // closed while active is empty
 	touches map[oci.Digest]touch
 	kick    chan struct{}
+	leading func() bool
 }
 
 type touch struct {
@@ -76,6 +77,10 @@ type LifecycleOptions struct {
 	Now     func() time.Time
 	// OnEvict is told after every eviction pass that removed something.
 	OnEvict func(EvictReport)
+	// Leading, when set, says whether Run may enforce the budget now: in
+	// cluster mode one replica at a time does, for the whole cluster, while
+	// every replica saves its own access times. Nil: always.
+	Leading func() bool
 }
 
 // NewLifecycle makes a Lifecycle; call Run to start its loop.
@@ -96,7 +101,7 @@ func NewLifecycle(o LifecycleOptions) *Lifecycle {
 	idle := make(chan struct{})
 	close(idle)
 	return &Lifecycle{idx: o.Index, store: o.Store, budget: b, log: o.Logger, m: o.Metrics, now: o.Now, onEvict: o.OnEvict,
-		active: map[oci.Digest]int{}, idle: idle, touches: map[oci.Digest]touch{}, kick: make(chan struct{}, 1)}
+		leading: o.Leading, active: map[oci.Digest]int{}, idle: idle, touches: map[oci.Digest]touch{}, kick: make(chan struct{}, 1)}
 }
 
 // Budget is the budget in force.
@@ -251,6 +256,9 @@ func (l *Lifecycle) Run(ctx context.Context, interval time.Duration) {
 		}
 		if err := l.Flush(ctx); err != nil && ctx.Err() == nil {
 			l.log.Warn("saving access times failed", "err", err)
+		}
+		if l.leading != nil && !l.leading() {
+			continue
 		}
 		if _, err := l.Enforce(ctx); err != nil && ctx.Err() == nil {
 			l.log.Warn("eviction failed", "err", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,4 +226,49 @@ func TestLifecycleIdle(t *testing.T) {
 	}
 	var nilL *Lifecycle
 	<-nilL.Idle()
+}
+
+// In cluster mode Run enforces the budget only while its replica leads:
+// a follower's loop passes without evicting; once it leads, it evicts.
+func TestLifecycleRunEvictsOnlyWhileLeading(t *testing.T) {
+	f := newEvictFixture(t, 10)
+	var leading atomic.Bool
+	asked := make(chan struct{}, 100)
+	evicted := make(chan EvictReport, 10)
+	l := NewLifecycle(LifecycleOptions{Index: f.x, Store: f.store, Budget: Budget{MaxSize: 8 << 10},
+		Now: func() time.Time { return evictEpoch.Add(24 * time.Hour) },
+		Leading: func() bool {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			return leading.Load()
+		},
+		OnEvict: func(r EvictReport) {
+			select {
+			case evicted <- r:
+			default:
+			}
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx, time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	for range 3 {
+		<-asked
+	}
+	for i, d := range f.ds {
+		if !f.present(t, d) {
+			t.Fatalf("a follower evicted blob %d", i)
+		}
+	}
+	leading.Store(true)
+	select {
+	case r := <-evicted:
+		if r.Blobs == 0 {
+			t.Errorf("the leader's pass evicted nothing: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader did not evict over the budget")
+	}
 }

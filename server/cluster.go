@@ -63,6 +63,8 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 		return fmt.Errorf("index.postgres: %w", err)
 	}
 	s.idx = idx
+	s.leader = idx.NewLeader(pgindex.LeaderHousekeeping, leaderInterval)
+	s.replicas, s.replicaID, s.locks = idx, newReplicaID(), idx
 	staged, err := storage.NewStaged(filepath.Join(dir, "scratch"), remote)
 	if err != nil {
 		return fmt.Errorf("scratch area for fills and uploads: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/oci"
 )
@@ -31,7 +32,7 @@ func (s *Server) GC(ctx context.Context, req GCRequest) (GCReport, error) {
 		s.mu.Unlock()
 		return GCReport{}, oci.Errorf(oci.CodeUnavailable, "server is %s", s.state)
 	}
-	svc, stop := s.hosted, s.stop
+	svc, stop, locks := s.hosted, s.stop, s.locks
 	s.bg.Add(1) // under s.mu while running: before Shutdown's Wait
 	s.mu.Unlock()
 	defer s.bg.Done()
@@ -54,6 +55,19 @@ func (s *Server) GC(ctx context.Context, req GCRequest) (GCReport, error) {
 	proxies := make([]string, 0, len(s.cfg.Proxies))
 	for _, p := range s.cfg.Proxies {
 		proxies = append(proxies, p.Name)
+	}
+	if locks != nil && !req.DryRun {
+		// In cluster mode collections run one at a time across replicas,
+		// as within one.
+		release, ok, err := locks.TryLock(ctx, pgindex.LockGC)
+		if err != nil {
+			return GCReport{}, err
+		}
+		if !ok {
+			s.log.Info("garbage collection not started: another replica is collecting")
+			return GCReport{}, hosted.ErrGCRunning
+		}
+		defer release()
 	}
 	rep, err := svc.GC(ctx, hosted.GCOptions{Grace: grace, DryRun: req.DryRun, Proxies: proxies})
 	if err != nil {
@@ -100,7 +114,11 @@ func mib(n int64) string {
 }
 
 // scheduledGC runs one collection from housekeeping.
-func (s *Server) scheduledGC() {
+func (s *Server) scheduledGC(leading func() bool) {
+	if !leading() {
+		s.log.Debug("scheduled garbage collection left to the leader replica")
+		return
+	}
 	if _, err := s.GC(context.Background(), GCRequest{}); errors.Is(err, hosted.ErrGCRunning) {
 		s.log.Info("scheduled garbage collection skipped: one is already running")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-registry/wharf/auth"
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/certs"
 	"github.com/wharf-registry/wharf/cluster"
 	"github.com/wharf-registry/wharf/config"
@@ -111,6 +112,10 @@ type Server struct {
 
 	mu      sync.Mutex
 	state   State
+	leader     leader          // cluster mode; nil: this process is alone
+	replicas   replicaRegistry // cluster mode: heartbeats; nil otherwise
+	replicaID  string
+	locks      clusterLocks // cluster mode; nil otherwise
 	started time.Time
 	lastErr error
 	addr    string
@@ -220,6 +225,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			MaxUnused: s.cfg.Cache.MaxUnused.Std(),
 			Proxies:   proxyBudgets(s.cfg),
 		},
+		Leading: s.leadingFunc(),
 		OnEvict: func(r cache.EvictReport) {
 			what := "proxied content"
 			if r.Proxy != "" {
@@ -292,6 +298,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	ops.serve(s.log)
 	s.bg.Add(2)
 	go s.housekeeping()
+	if s.replicas != nil {
+		me := pgindex.Replica{ID: s.replicaID, Addr: advertised(s.addr), Version: s.version, Started: s.now()}
+		s.beat(s.replicas, me) // listed as soon as it serves
+		s.bg.Add(1)
+		go s.heartbeats(s.replicas, me, s.stop)
+	}
 	go func(idx index.Index) {
 		defer s.bg.Done()
 		s.counts.run(idx, s.stop)
@@ -515,6 +527,7 @@ func hostedNames(c *config.Config) []string {
 
 func (s *Server) housekeeping() {
 	defer s.bg.Done()
+	leading := s.leadingFunc()
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	var gcTick <-chan time.Time // nil (never) when gc.schedule is 0
@@ -528,7 +541,7 @@ func (s *Server) housekeeping() {
 		case <-s.stop:
 			return
 		case <-gcTick:
-			s.scheduledGC()
+			s.scheduledGC(leading)
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, false); err != nil {
@@ -604,6 +617,11 @@ func (s *Server) closeStores() error {
 		s.coord.Close()
 		s.coord = nil
 	}
+	if s.leader != nil {
+		s.leader.Close() // before the index: steps down at once
+		s.leader = nil
+	}
+	s.replicas, s.locks = nil, nil
 	if s.idx != nil {
 		err = s.idx.Close()
 		s.idx = nil

@@ -40,6 +40,9 @@ type Report struct {
 	// they were counted (at most every 15 s).
 	IndexEntries map[string]int64 `json:"index_entries,omitempty"`
 	IndexAsOf    *time.Time       `json:"index_as_of,omitempty"`
+	// Replicas, in cluster mode, are the replicas whose heartbeat the
+	// database saw in the last 30 s, this one included.
+	Replicas []ReplicaReport `json:"replicas,omitempty"`
 }
 
 // BudgetReport is proxied content against cache.max_size (MaxBytes 0:
@@ -119,6 +122,7 @@ func (s *Server) Report() Report {
 		Version: st.Version, State: st.State, Addr: st.Addr, MetricsAddr: s.MetricsAddr(),
 		Started: st.Started, UptimeSeconds: st.Uptime.Seconds(), Error: st.Err,
 		ServedBytes: sum.Served, UploadsInProgress: sum.UploadsInProgress,
+		Replicas: s.replicaReports(),
 	}
 	for i, ps := range st.Proxies {
 		pc := sum.Proxies[ps.Name]

@@ -102,12 +102,14 @@ func TestBashCompletion(t *testing.T) {
 		line string
 		want []string
 	}{
-		{"wharf ", []string{"serve", "config", "fsck", "status", "healthcheck", "cache", "gc", "warm", "user", "tls", "setup", "completion", "version", "help"}},
+		{"wharf ", []string{"serve", "config", "fsck", "migrate", "status", "healthcheck", "cache", "gc", "warm", "user", "tls", "setup", "completion", "version", "help"}},
 		{"wharf he", []string{"healthcheck", "help"}},
 		{"wharf healthcheck --", []string{"--config", "--timeout", "--url"}},
 		{"wharf healthcheck --config ", []string{"wharf-data", "wharf.yml"}},
 		{"wharf serve --data-dir wh", []string{"wharf-data"}},
 		{"wharf serve --listen ", nil},
+		{"wharf migrate --", []string{"--data-dir", "--to-config"}},
+		{"wharf migrate --to-config ", []string{"wharf-data", "wharf.yml"}},
 		{"wharf cache ", []string{"stats", "ls", "evict", "pin", "unpin"}},
 		{"wharf cache ls --s", []string{"--sort"}},
 		{"wharf cache --data-dir wharf-data stats --j", []string{"--json"}},

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/internal/sdnotify"
 	"github.com/wharf-registry/wharf/server"
@@ -49,7 +50,8 @@ func commands() []command {
 		{name: "serve", synopsis: "serve [--config FILE] [--listen ADDR] [--data-dir DIR]", summary: "run the registry",
 			run: func(args []string, _, stderr io.Writer) error { return cmdServe(args, stderr) }},
 		{name: "config", synopsis: "config check FILE", summary: "validate a config and print it (secrets masked)", subs: []string{"check"}, fileArgs: true, run: cmdConfig},
-		{name: "fsck", synopsis: "fsck [--data-dir DIR] [--repair]", summary: "verify every stored blob against its digest", run: cmdFsck},
+		{name: "fsck", synopsis: "fsck [--data-dir DIR | --config FILE] [--repair]", summary: "verify every stored blob against its digest and the index", run: cmdFsck},
+		{name: "migrate", synopsis: "migrate --to-config FILE [--data-dir DIR]", summary: "copy a stopped single-box data dir into a cluster's bucket and database", run: cmdMigrate},
 		{name: "status", synopsis: "status [--url URL] [--json]", summary: "summarise a running server: cache, upstreams, storage", run: cmdStatus},
 		{name: "healthcheck", synopsis: "healthcheck [--url URL] [--config FILE]", summary: "exit 0 if a running server is ready, else 1 and why (HEALTHCHECK)", run: cmdHealthcheck},
 		{name: "cache", synopsis: "cache stats|ls|evict|pin|unpin", summary: "inspect and manage the cache of a running server", subs: []string{"stats", "ls", "evict", "pin", "unpin"}, run: cmdCache},
@@ -348,21 +350,48 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdFsck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fsck", "wharf fsck [--data-dir DIR | --config FILE] [--repair]\n\nRe-hashes every stored blob and compares it with its digest and the index.\nThe server must be stopped. Exit status 1 when problems remain.", stderr)
-	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "config `file` whose data_dir to check")
-	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` to check (default ./data)")
-	repair := fs.Bool("repair", false, "quarantine corrupt blobs and drop index records without files")
+	fs := newFlags("fsck", `wharf fsck [--data-dir DIR | --config FILE] [--repair] [--upload-grace 24h]
+
+Re-hashes every stored blob and compares it with its digest and the index.
+Exit status 1 when problems remain.
+
+Single box (a data dir): the server must be stopped. --repair moves corrupt
+blobs to DIR/quarantine and drops index records without files.
+
+Cluster mode (--config FILE with storage.s3 and index.postgres): walks the
+bucket and the PostgreSQL index and reports corrupt objects, index records
+whose object is missing, objects no record knows and unfinished multipart
+uploads. It may run while the replicas serve: without --repair it changes
+nothing, and it checks again what a replica may be writing before calling
+it a problem. --repair deletes corrupt objects with their records (S3 has no
+quarantine directory: their bytes are gone, pull or push them again), drops
+records without objects with the manifests stored under them, records
+unknown objects again (as "recovered") and aborts the unfinished uploads
+older than --upload-grace.`, stderr)
+	cfgPath := fs.String("config", os.Getenv("WHARF_CONFIG"), "config `file`: its data_dir, or in cluster mode its bucket and database")
+	dataDir := fs.String("data-dir", defaultDataDir(), "data `directory` to check (default ./data; not with a cluster config)")
+	repair := fs.Bool("repair", false, "repair what is found (see above)")
+	grace := fs.Duration("upload-grace", server.DefaultUploadGrace, "cluster mode: unfinished multipart uploads older than this are stale (problems, aborted by --repair); younger ones may be under way and are only counted; 0: every one is stale")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var cfg *config.Config
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if cfg != nil && cfg.Clustered() {
+		if *dataDir != "" && *dataDir != cfg.DataDir {
+			fmt.Fprintf(stderr, "wharf: %s is a cluster config: checking its bucket and database, not --data-dir %s\n", *cfgPath, *dataDir)
+		}
+		return fsckCluster(cfg, *repair, *grace, stdout, stderr)
 	}
 	dir := *dataDir
 	if dir == "" {
 		dir = config.DefaultDataDir
-		if *cfgPath != "" {
-			cfg, err := config.Load(*cfgPath)
-			if err != nil {
-				return err
-			}
+		if cfg != nil {
 			dir = cfg.DataDir
 		}
 	}
@@ -376,26 +405,60 @@ func cmdFsck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "checked %d blobs (%s)\n", rep.Checked, humanBytes(rep.Bytes))
-	for _, p := range rep.Problems {
+	printProblems(stdout, rep.Problems)
+	if *repair && rep.Repaired > 0 {
+		fmt.Fprintf(stdout, "repaired %d (corrupt files moved to %s/quarantine)\n", rep.Repaired, dir)
+	}
+	return fsckVerdict(stdout, len(rep.Problems), rep.Repaired, *repair, "run 'wharf fsck --repair' with the server stopped")
+}
+
+func printProblems(w io.Writer, ps []index.FsckProblem) {
+	for _, p := range ps {
 		name := string(p.Digest)
 		if name == "" {
 			name = p.Path
 		}
-		fmt.Fprintf(stdout, "  PROBLEM %s: %s\n", name, p.What)
+		if name == "" {
+			fmt.Fprintf(w, "  PROBLEM %s\n", p.What)
+			continue
+		}
+		fmt.Fprintf(w, "  PROBLEM %s: %s\n", name, p.What)
 	}
-	if *repair && rep.Repaired > 0 {
-		fmt.Fprintf(stdout, "repaired %d (corrupt files moved to %s/quarantine)\n", rep.Repaired, dir)
-	}
-	if len(rep.Problems) > rep.Repaired {
-		if !*repair {
-			return errors.New("problems found; run 'wharf fsck --repair' with the server stopped")
+}
+
+func fsckVerdict(w io.Writer, problems, repaired int, repair bool, hint string) error {
+	if problems > repaired {
+		if !repair {
+			return errors.New("problems found; " + hint)
 		}
 		return errors.New("some problems could not be repaired")
 	}
-	if len(rep.Problems) == 0 {
-		fmt.Fprintln(stdout, "no problems found")
+	if problems == 0 {
+		fmt.Fprintln(w, "no problems found")
 	}
 	return nil
+}
+
+func fsckCluster(cfg *config.Config, repair bool, grace time.Duration, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bar := newProgress(stderr, "checking objects")
+	rep, err := server.FsckCluster(ctx, cfg, repair, grace, nil, bar.update)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checked %d objects (%s) in bucket %s against the PostgreSQL index\n", rep.Checked, humanBytes(rep.Bytes), cfg.Storage.S3.Bucket)
+	if u := rep.Uploads; u.Count > 0 {
+		fmt.Fprintf(stdout, "unfinished multipart uploads: %d, of which %d older than %s (the oldest started %s)\n", u.Count, u.Stale, rep.Grace, u.Oldest.Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(stdout, "unfinished multipart uploads: 0")
+	}
+	printProblems(stdout, rep.Problems)
+	if repair && rep.Repaired > 0 {
+		fmt.Fprintf(stdout, "repaired %d (corrupt objects deleted, S3 having no quarantine; %d stale uploads aborted)\n", rep.Repaired, rep.Swept)
+	}
+	return fsckVerdict(stdout, len(rep.Problems), rep.Repaired, repair, "run 'wharf fsck --config FILE --repair'")
 }
 
 // progress draws a one-line bar on a terminal, and nothing elsewhere.
@@ -416,7 +479,9 @@ func newProgress(w io.Writer, label string) *progress {
 	return &progress{w: w, label: label, tty: tty}
 }
 
-func (p *progress) update(done, total int64) {
+func (p *progress) update(done, total int64) { p.line(done, total, "") }
+
+func (p *progress) line(done, total int64, extra string) {
 	if !p.tty || time.Since(p.last) < 100*time.Millisecond && done < total {
 		return
 	}
@@ -426,7 +491,7 @@ func (p *progress) update(done, total int64) {
 		pct = float64(done) * 100 / float64(total)
 	}
 	n := int(pct / 100 * 30)
-	fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %s / %s", p.label, strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct, humanBytes(done), humanBytes(total))
+	fmt.Fprintf(p.w, "\r%s [%s%s] %5.1f%% %s / %s%s", p.label, strings.Repeat("=", n), strings.Repeat(" ", 30-n), pct, humanBytes(done), humanBytes(total), extra)
 }
 
 func (p *progress) done() {

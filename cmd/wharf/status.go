@@ -154,6 +154,7 @@ func printReport(w io.Writer, r server.Report, now time.Time) {
 	for line := range strings.Lines(table.String()) {
 		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
+	printReplicas(w, r.Replicas, now)
 
 	if len(r.Proxies) == 0 {
 		fmt.Fprintln(w, "\nNo proxies configured.")
@@ -178,6 +179,28 @@ func printReport(w io.Writer, r server.Report, now time.Time) {
 		if p.Evictions > 0 {
 			fmt.Fprintf(w, "    evicted: %s blobs, %s\n", count(p.Evictions), humanBytes(p.EvictedBytes))
 		}
+	}
+}
+
+// printReplicas lists a cluster's replicas alive (none in single-box mode).
+func printReplicas(w io.Writer, rs []server.ReplicaReport, now time.Time) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nReplicas (%d seen in the last 30s)\n", len(rs))
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, r := range rs {
+		self := ""
+		if r.Self {
+			self = "this one"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tup %s, seen %s ago\t%s\n", r.Addr, r.ID, r.Version,
+			humanDuration(now.Sub(r.Started)), humanDuration(max(now.Sub(r.LastSeen), 0)), self)
+	}
+	tw.Flush()
+	for line := range strings.Lines(b.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 	}
 }
 

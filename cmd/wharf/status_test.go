@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/config"
 	"github.com/wharf-registry/wharf/server"
 )
@@ -174,5 +175,28 @@ Upstreams
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestPrintReplicas(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	rs := []server.ReplicaReport{
+		{Replica: pgindex.Replica{ID: "wharf-0-1a2b3c4d", Addr: "10.0.0.5:5000", Version: "1.2.0", Started: now.Add(-3 * time.Hour), LastSeen: now.Add(-2 * time.Second)}, Self: true},
+		{Replica: pgindex.Replica{ID: "wharf-1-5e6f7a8b", Addr: "10.0.0.6:5000", Version: "1.2.0", Started: now.Add(-90 * time.Second), LastSeen: now.Add(-4 * time.Second)}},
+	}
+	var b strings.Builder
+	printReplicas(&b, rs, now)
+	want := `
+Replicas (2 seen in the last 30s)
+  10.0.0.5:5000  wharf-0-1a2b3c4d  1.2.0  up 3h, seen 2s ago     this one
+  10.0.0.6:5000  wharf-1-5e6f7a8b  1.2.0  up 1m30s, seen 4s ago
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	printReplicas(&b, nil, now)
+	if b.String() != "" {
+		t.Errorf("single box: %q, want nothing", b.String())
 	}
 }

@@ -118,6 +118,18 @@ CREATE TABLE cluster_token (
 	token text NOT NULL
 );
 `},
+	{3, "replicas: each replica's heartbeat, for wharf status", `
+-- Times here are the database's clock (now()), unlike the index's
+-- records: replicas' clocks may disagree, and only "seen in the last 30
+-- seconds" is asked of them, never compared with Badger's times.
+CREATE TABLE replicas (
+	id        text COLLATE "C" PRIMARY KEY,
+	addr      text COLLATE "C" NOT NULL,
+	version   text COLLATE "C" NOT NULL,
+	started   timestamptz NOT NULL,
+	last_seen timestamptz NOT NULL
+);
+`},
 }
 
 // SchemaVersion is the schema version this wharf brings a database to.

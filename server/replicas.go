@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"time"
+
+	"github.com/wharf-registry/wharf/cache/index/pgindex"
+)
+
+// In cluster mode each replica upserts a heartbeat row every few seconds,
+// and the status report lists the replicas seen lately.
+
+const (
+	heartbeatInterval = 5 * time.Second
+	// replicaAlive is how recent a heartbeat must be for status to list
+	// the replica: six missed beats.
+	replicaAlive = 30 * time.Second
+)
+
+// replicaRegistry is where replicas say they are alive: pgindex.
+type replicaRegistry interface {
+	Heartbeat(ctx context.Context, r pgindex.Replica) error
+	Leave(ctx context.Context, id string) error
+	Replicas(ctx context.Context, within time.Duration) ([]pgindex.Replica, error)
+}
+
+var _ replicaRegistry = (*pgindex.Index)(nil)
+
+// ReplicaReport is one replica seen in the last 30 s; Self marks the one
+// answering.
+type ReplicaReport struct {
+	pgindex.Replica
+	Self bool `json:"self,omitempty"`
+}
+
+// newReplicaID names this process among the replicas: the host name
+// (a pod's name on Kubernetes) and a random suffix, since a restarted
+// replica is a new process.
+func newReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "wharf"
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// advertised is the address other hosts reach addr at: an unspecified
+// host (all interfaces) becomes the host name.
+func advertised(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return addr
+}
+
+// beat upserts this replica's row once.
+func (s *Server) beat(reg replicaRegistry, me pgindex.Replica) {
+	ctx, cancel := context.WithTimeout(context.Background(), heartbeatInterval)
+	defer cancel()
+	if err := reg.Heartbeat(ctx, me); err != nil {
+		s.log.Warn("replica heartbeat failed; wharf status on other replicas may not list this one", "err", err)
+	}
+}
+
+// heartbeats beats every heartbeatInterval until stop, then removes the
+// row so that status stops listing this replica at once.
+func (s *Server) heartbeats(reg replicaRegistry, me pgindex.Replica, stop <-chan struct{}) {
+	defer s.bg.Done()
+	t := time.NewTicker(heartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := reg.Leave(ctx, me.ID); err != nil {
+				s.log.Warn("removing this replica's heartbeat row failed; it drops out of wharf status in 30s", "err", err)
+			}
+			return
+		case <-t.C:
+			s.beat(reg, me)
+		}
+	}
+}
+
+// replicaReports lists the replicas seen lately (nil in single-box mode).
+func (s *Server) replicaReports() []ReplicaReport {
+	s.mu.Lock()
+	reg, id := s.replicas, s.replicaID
+	s.mu.Unlock()
+	if reg == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rs, err := reg.Replicas(ctx, replicaAlive)
+	if err != nil {
+		s.log.Warn("listing replicas for the status report", "err", err)
+		return nil
+	}
+	out := make([]ReplicaReport, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, ReplicaReport{Replica: r, Self: r.ID == id})
+	}
+	return out
+}
