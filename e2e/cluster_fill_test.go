@@ -389,4 +389,16 @@ func TestClusterFillerKilledMidFill(t *testing.T) {
 	if n := sqlCount(t, c, fmt.Sprintf("SELECT count(*) FROM blobs WHERE digest = '%s'", layer)); n != 1 {
 		t.Errorf("the index has %d records of %s after the fill, want 1", n, layer)
 	}
+	// And wharf fsck on the cluster finds nothing wrong in the bucket or
+	// the tables.
+	cfg := filepath.Join(t.TempDir(), "cluster.yml")
+	if err := os.WriteFile(cfg, []byte(c.Keys()+clusterHosted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	survivor := rs[(fillerIdx+1)%len(rs)]
+	if out, err := survivor.Run("fsck", "--config", cfg); err != nil {
+		t.Errorf("wharf fsck on the cluster after the kill: %v\n%s", err, out)
+	} else {
+		t.Logf("wharf fsck after the kill:\n%s", out)
+	}
 }
