@@ -1,8 +1,6 @@
 package index_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -24,21 +22,13 @@ func openMem(t *testing.T) index.Index {
 // TestBadger runs the behaviour every index shares on Badger.
 func TestBadger(t *testing.T) { indextest.Run(t, openMem) }
 
-func update(t *testing.T, x index.Index, fn func(index.Txn) error) {
-	t.Helper()
-	if err := x.Update(context.Background(), fn); err != nil {
-		t.Fatal(err)
-	}
-}
+// The shared suite's helpers.
+var (
+	update = indextest.Update
+	view   = indextest.View
+)
 
-func view(t *testing.T, x index.Index, fn func(index.Txn) error) {
-	t.Helper()
-	if err := x.View(fn); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func dg(i int) oci.Digest { return oci.FromBytes([]byte(fmt.Sprint("blob ", i))) }
+var dg = indextest.Digest
 
 func TestPersistsOnDisk(t *testing.T) {
 	dir := t.TempDir()

@@ -48,21 +48,31 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-func update(t *testing.T, x index.Index, fn func(index.Txn) error) {
+// Update runs fn in x.Update and fails the test on an error: a helper
+// the implementations' own tests share.
+func Update(t *testing.T, x index.Index, fn func(index.Txn) error) {
 	t.Helper()
 	if err := x.Update(context.Background(), fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func view(t *testing.T, x index.Index, fn func(index.Txn) error) {
+// View runs fn in x.View and fails the test on an error.
+func View(t *testing.T, x index.Index, fn func(index.Txn) error) {
 	t.Helper()
 	if err := x.View(fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func dg(i int) oci.Digest { return oci.FromBytes([]byte(fmt.Sprint("blob ", i))) }
+// Digest is the i-th test blob's digest.
+func Digest(i int) oci.Digest { return oci.FromBytes([]byte(fmt.Sprint("blob ", i))) }
+
+var (
+	update = Update
+	view   = View
+	dg     = Digest
+)
 
 // when is a fixed UTC time: records go through JSON, so compare with Equal.
 var when = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)

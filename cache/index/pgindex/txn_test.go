@@ -15,22 +15,15 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/cache/index/indextest"
 	"github.com/wharf-registry/wharf/oci"
 )
 
-func update(t *testing.T, x index.Index, fn func(index.Txn) error) {
-	t.Helper()
-	if err := x.Update(context.Background(), fn); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func view(t *testing.T, x index.Index, fn func(index.Txn) error) {
-	t.Helper()
-	if err := x.View(fn); err != nil {
-		t.Fatal(err)
-	}
-}
+// The shared suite's helpers.
+var (
+	update = indextest.Update
+	view   = indextest.View
+)
 
 // Two transactions that each read both records and write one of them
 // (write skew) cannot both commit: as with Badger, which tracks reads,
