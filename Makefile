@@ -69,7 +69,8 @@ deps:
 ## dist: release artefacts into dist/ (scripts/dist.sh): static wharf, .deb,
 ## .rpm (nfpm), the FROM scratch image tarball, the wharf-desktop bundle
 ## (fyne package, cgo: minutes the first time) and SHA256SUMS. `make test`
-## tests the .deb, .rpm and image (e2e/dist_*_test.go), not the desktop bundle.
+## tests the .deb, .rpm and image (e2e/dist_*_test.go), and the desktop bundle's
+## layout and Makefile on a stand-in binary (TestDistDesktopBundle).
 dist:
 	GO=$(GO) VERSION=$(VERSION) bash scripts/dist.sh
 

@@ -110,18 +110,18 @@ type Server struct {
 	healthEvery  time.Duration // 0: no health loop
 	healthReport func(error)
 
-	mu      sync.Mutex
-	state   State
-	leader     leader          // cluster mode; nil: this process is alone
-	replicas   replicaRegistry // cluster mode: heartbeats; nil otherwise
-	replicaID  string
-	locks      clusterLocks // cluster mode; nil otherwise
-	started time.Time
-	lastErr error
-	addr    string
-	lock    *os.File
-	idx     index.Index
-	store   blobStore
+	mu        sync.Mutex
+	state     State
+	leader    leader          // cluster mode; nil: this process is alone
+	replicas  replicaRegistry // cluster mode: heartbeats; nil otherwise
+	replicaID string
+	locks     clusterLocks // cluster mode; nil otherwise
+	started   time.Time
+	lastErr   error
+	addr      string
+	lock      *os.File
+	idx       index.Index
+	store     blobStore
 	// blobRedirect answers blob GETs with the store's presigned URLs
 	// (cluster mode with storage.s3.redirect); nil serves the bytes.
 	blobRedirect func(ctx context.Context, d oci.Digest) (string, error)
