@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -238,8 +239,47 @@ func TestClusterStartErrors(t *testing.T) {
 			if strings.Contains(log, c.S3.SecretKey) || strings.Contains(log, harness.PostgresPassword) {
 				t.Errorf("the log shows a secret:\n%s", log)
 			}
+			// wharf config check reaches the engines too, and says the same.
+			out, err := runWharf(bin, dir, "config", "check", cfg)
+			if err == nil {
+				t.Errorf("wharf config check passed with %s:\n%s", tc.name, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("with %s wharf config check does not say %q:\n%s", tc.name, w, out)
+				}
+			}
 		})
 	}
+	// The right config: wharf config check reaches both and says so,
+	// without printing a secret.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "wharf.yaml")
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\n"+keys+clusterHosted), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runWharf(bin, dir, "config", "check", cfg)
+	t.Logf("wharf config check:\n%s", out)
+	if err != nil {
+		t.Fatalf("wharf config check of a working cluster config: %v", err)
+	}
+	for _, w := range []string{"storage.s3: bucket " + c.Bucket + " at " + c.S3.Endpoint + " answers", "index.postgres: database reachable, schema at version", "is valid"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("wharf config check does not say %q", w)
+		}
+	}
+	if strings.Contains(out, c.S3.SecretKey) || strings.Contains(out, harness.PostgresPassword) {
+		t.Errorf("wharf config check shows a secret:\n%s", out)
+	}
+}
+
+// runWharf runs a short wharf command in dir and returns its output.
+func runWharf(bin, dir string, args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // TestClusterRedirect: with storage.s3.redirect, blob GETs answer 307 to
