@@ -130,12 +130,12 @@ func TestEndpoint(t *testing.T) {
 		status            int
 		body              string
 	}{
-		{"no token", d.String(), "", http.StatusUnauthorized, ""},
-		{"wrong token", d.String(), "s3cres", http.StatusUnauthorized, ""},
-		{"bad digest", "sha256:xyz", "s3cret", http.StatusBadRequest, ""},
-		{"bad offset", d.String() + "?offset=-1", "s3cret", http.StatusBadRequest, ""},
-		{"past the end", d.String() + "?offset=1000", "s3cret", http.StatusRequestedRangeNotSatisfiable, ""},
-		{"unknown", unknown.String(), "s3cret", http.StatusNotFound, ""},
+		{"no token", d.String(), "", http.StatusUnauthorized, "UNAUTHORIZED"},
+		{"wrong token", d.String(), "s3cres", http.StatusUnauthorized, "UNAUTHORIZED"},
+		{"bad digest", "sha256:xyz", "s3cret", http.StatusBadRequest, "DIGEST_INVALID"},
+		{"bad offset", d.String() + "?offset=-1", "s3cret", http.StatusBadRequest, "PARAMETER_INVALID"},
+		{"past the end", d.String() + "?offset=1000", "s3cret", http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID"},
+		{"unknown", unknown.String(), "s3cret", http.StatusNotFound, "BLOB_UNKNOWN"},
 		{"stored", d.String(), "s3cret", http.StatusOK, string(blob)},
 		{"stored from an offset", d.String() + "?offset=4", "s3cret", http.StatusOK, string(blob[4:])},
 	} {
@@ -152,6 +152,12 @@ func TestEndpoint(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if tc.status != http.StatusOK {
+				// Errors come in the OCI envelope, with the code in body.
+				if !strings.Contains(string(b), `"code":"`+tc.body+`"`) || resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+					t.Errorf("error body %s (%s), want the OCI envelope with code %s", b, resp.Header.Get("Content-Type"), tc.body)
+				}
 			}
 			if tc.status == http.StatusOK {
 				if string(b) != tc.body {

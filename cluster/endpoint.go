@@ -21,29 +21,30 @@ func (c *Coordinator) Handler(proxies func() []*cache.Proxy) http.Handler {
 	token := []byte(c.o.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
-			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			w.Header().Set("Allow", http.MethodGet)
+			fail(w, oci.Errorf(oci.CodeUnsupported, "%s between replicas takes GET only", BlobPath))
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(TokenHeader)), token) != 1 {
-			http.Error(w, "not a replica of this cluster", http.StatusUnauthorized)
+			fail(w, oci.Errorf(oci.CodeUnauthorized, "this endpoint is for the replicas of this cluster (the %s header carries their token)", TokenHeader))
 			return
 		}
 		d, err := oci.ParseDigest(strings.TrimPrefix(r.URL.Path, BlobPath))
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			fail(w, oci.Errorf(oci.CodeDigestInvalid, "%v", err))
 			return
 		}
 		var offset int64
 		if v := r.URL.Query().Get("offset"); v != "" {
 			if offset, err = strconv.ParseInt(v, 10, 64); err != nil || offset < 0 {
-				http.Error(w, "bad offset", http.StatusBadRequest)
+				fail(w, oci.Errorf(oci.CodeParameterInvalid, "offset %q is not a byte offset (0 or more)", v))
 				return
 			}
 		}
 		for _, p := range proxies() {
 			b, err := p.Filling(r.Context(), d)
 			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadGateway)
+				fail(w, oci.Errorf(oci.CodeUpstreamFailed, "%v", err))
 				return
 			}
 			if b == nil {
@@ -51,7 +52,7 @@ func (c *Coordinator) Handler(proxies func() []*cache.Proxy) http.Handler {
 			}
 			defer b.Close()
 			if b.Size >= 0 && offset > b.Size {
-				http.Error(w, "offset past the end", http.StatusRequestedRangeNotSatisfiable)
+				fail(w, oci.Errorf(oci.CodeRangeInvalid, "offset %d is past the end (%d bytes)", offset, b.Size))
 				return
 			}
 			h := w.Header()
@@ -70,20 +71,20 @@ func (c *Coordinator) Handler(proxies func() []*cache.Proxy) http.Handler {
 		}
 		f, size, err := c.o.Store.Open(d)
 		if errors.Is(err, oci.ErrBlobUnknown) {
-			http.Error(w, "neither filling nor stored here", http.StatusNotFound)
+			fail(w, oci.Errorf(oci.CodeBlobUnknown, "%s is neither being filled nor stored here", d))
 			return
 		}
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
+			fail(w, oci.Errorf(oci.CodeUnavailable, "%v", err))
 			return
 		}
 		defer f.Close()
 		if offset > size {
-			http.Error(w, "offset past the end", http.StatusRequestedRangeNotSatisfiable)
+			fail(w, oci.Errorf(oci.CodeRangeInvalid, "offset %d is past the end (%d bytes)", offset, size))
 			return
 		}
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
+			fail(w, oci.Errorf(oci.CodeUnavailable, "%v", err))
 			return
 		}
 		w.Header().Set(sizeHeader, strconv.FormatInt(size, 10))
@@ -93,4 +94,13 @@ func (c *Coordinator) Handler(proxies func() []*cache.Proxy) http.Handler {
 			panic(http.ErrAbortHandler)
 		}
 	})
+}
+
+// fail answers e in the OCI error envelope, as every other endpoint does.
+func fail(w http.ResponseWriter, e *oci.Error) {
+	body := oci.Envelope(e)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.HTTPStatus())
+	w.Write(body)
 }
