@@ -156,6 +156,11 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 	held := s.held
 	s.mu.Unlock()
 	if held {
+		// A resume after taking over from a peer: it may have committed
+		// the blob meanwhile.
+		if body, size, ok := s.committed(ctx, offset); ok {
+			return body, size, nil
+		}
 		return s.up.GetBlob(ctx, repo, digest, offset)
 	}
 	c := s.c
@@ -179,14 +184,16 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 			c.log.Debug("filling from the upstream for the cluster", "digest", digest, "offset", offset, "owner", s.owner)
 			return s.up.GetBlob(ctx, repo, digest, offset)
 		}
-		body, size, perr := c.fromPeer(ctx, l.Addr, digest, offset)
+		pctx, cancel := context.WithCancel(ctx)
+		body, size, perr := c.fromPeer(pctx, l.Addr, digest, offset)
 		if perr == nil {
 			s.mu.Lock()
 			s.followed = true
 			s.mu.Unlock()
 			c.log.Info("streaming a blob from the replica filling it", "digest", digest, "offset", offset, "peer", l.Addr)
-			return body, size, nil
+			return s.watch(body, cancel), size, nil
 		}
+		cancel()
 		if body, size, ok := s.committed(ctx, offset); ok {
 			return body, size, nil
 		}
@@ -202,6 +209,51 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 			return nil, 0, ctx.Err()
 		}
 	}
+}
+
+// watch follows the lease while this fill streams from the replica
+// holding it. A replica that dies drops its connection and the stream
+// breaks; one that hangs without dying stalls the stream, and stops
+// renewing its lease too. So a stream is never cut for being slow (an
+// upstream may be), only once the lease can be taken: then this fill
+// holds it and cuts the stream, and the fill's resume continues from the
+// upstream where the stream stopped.
+func (s *source) watch(b io.ReadCloser, cancel context.CancelFunc) io.ReadCloser {
+	c := s.c
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(c.o.TTL / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, stop := context.WithTimeout(context.Background(), c.o.TTL/2)
+			_, won, err := c.o.Leases.ClaimFill(ctx, string(s.d), s.owner, c.Addr(), c.o.TTL)
+			stop()
+			if err == nil && won {
+				s.hold()
+				c.log.Warn("the replica this fill streams from stopped renewing its lease; taking the fill over", "digest", s.d)
+				cancel()
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return &watchedBody{ReadCloser: b, stop: func() { once.Do(func() { close(done); cancel() }) }}
+}
+
+// watchedBody stops its lease watch when the fill closes it.
+type watchedBody struct {
+	io.ReadCloser
+	stop func()
+}
+
+func (b *watchedBody) Close() error {
+	b.stop()
+	return b.ReadCloser.Close()
 }
 
 // Stored implements cache.FillSource. A fill that streamed from another

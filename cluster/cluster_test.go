@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
+	"github.com/wharf-registry/wharf/upstream"
 )
 
 // fakeLeases is the lease table in memory, on a clock the test moves.
@@ -279,5 +281,76 @@ func TestStoredWaitsForTheFiller(t *testing.T) {
 	sb.Done()
 	if h := leases.holder(d.String()); h != "" {
 		t.Fatalf("lease held by %q after both fills", h)
+	}
+}
+
+// A peer that hangs without dying: its stream stalls and its lease is no
+// longer renewed. Once the lease has expired the follower takes it, cuts
+// the stalled stream (an unavailable upstream, which the fill resumes)
+// and the resume goes to its upstream from where the stream stopped.
+func TestSourceTakesOverFromAHungPeer(t *testing.T) {
+	leases := newFakeLeases()
+	blob := bytes.Repeat([]byte("abcdefghij"), 1000)
+	d := oci.FromBytes(blob)
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(sizeHeader, strconv.Itoa(len(blob)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(blob)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(blob[:100])
+		w.(http.Flusher).Flush()
+		select { // hangs: neither more bytes nor a broken connection
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(release)
+	if _, won, _ := leases.ClaimFill(context.Background(), d.String(), "the-hung-one", hung.URL, time.Minute); !won {
+		t.Fatal("the peer did not get the lease")
+	}
+	b := New(Options{Leases: leases, Store: newStore(t), Index: newIndex(t), Token: "tok", Poll: time.Millisecond, TTL: 20 * time.Millisecond})
+	serve(t, b)
+	up := &countingUpstream{blob: blob}
+	s := b.Fill(d, up)
+	defer s.Done()
+	body, _, err := s.GetBlob(context.Background(), "lib/x", d.String(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 100)
+	if _, err := io.ReadFull(body, first); err != nil || !bytes.Equal(first, blob[:100]) {
+		t.Fatalf("first bytes from the peer: %v", err)
+	}
+	// While the lease is live the stream is left alone, however slow.
+	if h := leases.holder(d.String()); h != "the-hung-one" {
+		t.Fatalf("lease taken from a live holder by %q", h)
+	}
+	leases.advance(2 * time.Minute) // the hung peer's lease runs out
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := body.Read(make([]byte, 10))
+		readErr <- err
+	}()
+	select {
+	case err = <-readErr:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stalled stream was not cut a minute after the peer's lease ran out")
+	}
+	body.Close()
+	if !upstream.IsUnavailable(err) {
+		t.Fatalf("the cut stream read %v, want an unavailable upstream (which the fill resumes)", err)
+	}
+	if h := leases.holder(d.String()); !strings.HasPrefix(h, b.id) {
+		t.Fatalf("lease holder %q after the takeover, want b", h)
+	}
+	rest, _, err := s.GetBlob(context.Background(), "lib/x", d.String(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rest)
+	rest.Close()
+	if !bytes.Equal(got, blob[100:]) || len(up.gets) != 1 || up.gets[0] != 100 {
+		t.Fatalf("resume: %d bytes, upstream asked %v", len(got), up.gets)
 	}
 }
