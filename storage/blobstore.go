@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/wharf-registry/wharf/oci"
@@ -68,6 +69,21 @@ type BlobStore interface {
 type Blob interface {
 	io.ReadSeekCloser
 	io.ReaderAt
+}
+
+// VerifyBlob re-reads the committed blob d through s.Open and reports
+// whether it hashes to d: every store's Verify.
+func VerifyBlob(s BlobStore, d oci.Digest) (bool, error) {
+	f, _, err := s.Open(d)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := d.NewHash()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, fmt.Errorf("storage: verify %s: %w", d, err)
+	}
+	return oci.FromHash(d.Algorithm(), h) == d, nil
 }
 
 // ErrUnavailable is what a store on a server (S3) wraps when the server

@@ -383,18 +383,7 @@ func (s *Store) Walk(fn func(d oci.Digest, size int64) error, bad func(path stri
 }
 
 // Verify re-hashes a committed blob and reports whether it matches its name.
-func (s *Store) Verify(d oci.Digest) (bool, error) {
-	f, _, err := s.Open(d)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	h := d.NewHash()
-	if _, err := io.Copy(h, f); err != nil {
-		return false, fmt.Errorf("storage: verify %s: %w", d, err)
-	}
-	return oci.FromHash(d.Algorithm(), h) == d, nil
-}
+func (s *Store) Verify(d oci.Digest) (bool, error) { return VerifyBlob(s, d) }
 
 // Quarantine moves a corrupt blob out of the way (fsck --repair), keeping
 // it for inspection rather than deleting evidence.

@@ -195,10 +195,18 @@ func byDigest[T any](items []T, digest func(T) oci.Digest) []int {
 	return order
 }
 
-// batches runs do on successive batches of up to MaxEvictBatch of n
-// items, and splits a batch that is too big for one transaction, or that
-// kept conflicting with other writers, in halves.
+// batches is Batches for the Badger index: a batch too big for one
+// transaction, or that kept conflicting with other writers, is split.
 func batches[T any](ctx context.Context, n int, do func(lo, hi int) ([]T, error)) ([]T, error) {
+	return Batches(ctx, n, func(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) || IsConflict(err) }, do)
+}
+
+// Batches runs do on successive batches of up to MaxEvictBatch of n
+// items, and splits a batch in halves when split says its error means
+// the batch was too much for one transaction (too big, or conflicting
+// with other writers for too long). Every implementation's bulk work
+// (eviction, DeleteBlobs, reconcile) goes through it.
+func Batches[T any](ctx context.Context, n int, split func(error) bool, do func(lo, hi int) ([]T, error)) ([]T, error) {
 	var out []T
 	var run func(lo, hi int) error
 	run = func(lo, hi int) error {
@@ -206,7 +214,7 @@ func batches[T any](ctx context.Context, n int, do func(lo, hi int) ([]T, error)
 			return err
 		}
 		got, err := do(lo, hi)
-		if (errors.Is(err, badger.ErrTxnTooBig) || IsConflict(err)) && hi-lo > 1 {
+		if err != nil && split(err) && hi-lo > 1 {
 			mid := lo + (hi-lo)/2
 			if err := run(lo, mid); err != nil {
 				return err

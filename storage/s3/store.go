@@ -35,7 +35,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -256,18 +255,7 @@ func (s *Store) Delete(d oci.Digest) error {
 }
 
 // Verify re-reads a committed blob and reports whether it hashes to d.
-func (s *Store) Verify(d oci.Digest) (bool, error) {
-	f, _, err := s.Open(d)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	h := d.NewHash()
-	if _, err := io.Copy(h, f); err != nil {
-		return false, fmt.Errorf("storage: s3: verify %s: %w", d, err)
-	}
-	return oci.FromHash(d.Algorithm(), h) == d, nil
-}
+func (s *Store) Verify(d oci.Digest) (bool, error) { return storage.VerifyBlob(s, d) }
 
 // Walk calls fn for every committed blob, and bad for every key under
 // blobs/ that is not where key() would put a blob (fsck reports it).

@@ -18,32 +18,13 @@ import (
 // hangs off it, server-side. A batch that kept conflicting with other
 // writers is split in halves, as in Badger's index.
 
-// batches runs do on successive batches of up to index.MaxEvictBatch of
-// n items, and splits a batch that kept conflicting in halves.
+// batches is index.Batches for PostgreSQL: a batch that kept conflicting
+// with other writers is split.
 func batches[T any](ctx context.Context, n int, do func(lo, hi int) ([]T, error)) ([]T, error) {
-	var out []T
-	var run func(lo, hi int) error
-	run = func(lo, hi int) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		got, err := do(lo, hi)
-		if _, gaveUp := errors.AsType[*conflictError](err); gaveUp && hi-lo > 1 {
-			mid := lo + (hi-lo)/2
-			if err := run(lo, mid); err != nil {
-				return err
-			}
-			return run(mid, hi)
-		}
-		out = append(out, got...)
-		return err
-	}
-	for lo := 0; lo < n; lo += index.MaxEvictBatch {
-		if err := run(lo, min(lo+index.MaxEvictBatch, n)); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	return index.Batches(ctx, n, func(err error) bool {
+		_, gaveUp := errors.AsType[*conflictError](err)
+		return gaveUp
+	}, do)
 }
 
 // DeleteBlobs is DeleteBlob for many digests: it removes their records,
