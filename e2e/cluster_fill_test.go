@@ -372,6 +372,9 @@ func TestClusterFillerKilledMidFill(t *testing.T) {
 	wg.Wait()
 
 	ok := checkResults(t, results, layer, layerSize, func(i int) bool { return i%len(rs) == fillerIdx })
+	// The relay records a GET a moment after wharf read its last byte:
+	// wait for the two, then check there were no more.
+	relay.WaitCount(t, http.MethodGet, blobPath, 2)
 	gets, sent := relay.Count(http.MethodGet, blobPath)
 	t.Logf("%d clients of the surviving replicas got the whole blob; origin saw %d GETs carrying %d bytes (blob %d)", ok, gets, sent, layerSize)
 	if gets != 2 {

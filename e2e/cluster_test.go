@@ -142,6 +142,7 @@ func TestClusterProxyThroughEveryReplica(t *testing.T) {
 			// state, which the next replicas read.
 			for _, b := range blobsOf(t, img) {
 				waitLogged(t, r, `msg="cached blob"`, "digest="+b.Digest.String())
+				relay.WaitCount(t, "GET", "/v2/library/app/blobs/"+b.Digest.String(), 1)
 			}
 			continue
 		}
