@@ -201,11 +201,11 @@ func TestAuthLDAP(t *testing.T) {
 	if _, err := remote.Image(ref("team/app:1"), as("carol", "carol-secret")); err != nil {
 		t.Fatalf("carol pull: %v", err)
 	}
-	if err := remote.Write(ref("team/app:3"), img, as("bob", "wrong")); !isUnauthorized(err) {
+	if err := remote.Write(ref("team/app:3"), img, as("bob", "wrong")); !harness.Unauthorized(err) {
 		t.Fatalf("bob with a wrong password: %v", err)
 	}
 	for _, user := range []string{"*)(uid=*", "*", "alice)(|(uid=*"} {
-		if _, err := remote.Image(ref("team/app:1"), as(user, "alice-secret")); !isUnauthorized(err) {
+		if _, err := remote.Image(ref("team/app:1"), as(user, "alice-secret")); !harness.Unauthorized(err) {
 			t.Fatalf("filter injection as %q: %v", user, err)
 		}
 	}
@@ -251,10 +251,6 @@ func logText(t *testing.T, w *harness.Wharf) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func isUnauthorized(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "UNAUTHORIZED") || strings.Contains(err.Error(), "401"))
 }
 
 const acmeConfig = `listen: {{.Listen}}

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -325,7 +324,7 @@ func crashRound(t *testing.T, w *harness.Wharf, round int, rng *rand.Rand, seeds
 			stats.inc(&stats.pushStarted)
 			r, _ := name.ParseReference(w.Addr+"/"+ref, name.Insecure)
 			if err := remote.Write(r, img, opts()...); err != nil {
-				if gc && hasOCICode(err, "MANIFEST_BLOB_UNKNOWN") {
+				if gc && harness.HasCode(err, transport.ManifestBlobUnknownErrorCode) {
 					// A layer uploaded more than the grace period before its
 					// manifest may be collected first: GC's documented
 					// trade-off, and the push says so.
@@ -665,21 +664,6 @@ func expectManifestGone(ctx context.Context, w *harness.Wharf, p crashPush) erro
 		return fmt.Errorf("GET of the deleted manifest: %d %s", res.Status, res.Body)
 	}
 	return nil
-}
-
-// hasOCICode reports whether err is a registry answer carrying that OCI
-// error code.
-func hasOCICode(err error, code string) bool {
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		return false
-	}
-	for _, d := range te.Errors {
-		if string(d.Code) == code {
-			return true
-		}
-	}
-	return false
 }
 
 // fastImage builds an image with one layer per size, each a tar.gz of one

@@ -213,7 +213,7 @@ func TestDiskFull(t *testing.T) {
 	plug := filepath.Join(fs.Dir, "plug")
 	plugged := fillUp(t, plug)
 	t.Logf("plug file took the last %.2f MiB: %.2f MiB free", mib(plugged), mib(fs.Free()))
-	var tagErrs []string
+	var tagErrs []error
 	tagStart := time.Now()
 	died := false
 	for i := range 20 {
@@ -222,7 +222,7 @@ func TestDiskFull(t *testing.T) {
 		if err == nil {
 			dst := harness.Ref(t, fmt.Sprintf("%s/team/fill:retag-%d", w.Addr, i))
 			if err = remote.Tag(dst.Context().Tag(dst.Identifier()), desc, remote.WithContext(ctx), remote.WithTransport(tr), once); err != nil {
-				tagErrs = append(tagErrs, err.Error())
+				tagErrs = append(tagErrs, err)
 			}
 		}
 		if exitedAfter(w, err) {
@@ -237,7 +237,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Logf("tag pushes on the full disk took %s: %d failed; first: %v", time.Since(tagStart).Round(time.Millisecond), len(tagErrs), firstOf(tagErrs))
 	for _, e := range tagErrs {
-		if !died && !strings.Contains(e, "507") && !strings.Contains(strings.ToLower(e), "disk") {
+		if !died && !harness.HasStatus(e, http.StatusInsufficientStorage) && !strings.Contains(strings.ToLower(e.Error()), "disk") {
 			t.Errorf("a tag push on the full disk failed without naming the disk: %s", e)
 			break
 		}
@@ -356,11 +356,11 @@ func harnessTail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func firstOf(s []string) string {
-	if len(s) == 0 {
+func firstOf(errs []error) string {
+	if len(errs) == 0 {
 		return "none"
 	}
-	return s[0]
+	return errs[0].Error()
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

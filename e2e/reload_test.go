@@ -46,10 +46,10 @@ func TestAuthReloadOnSIGHUP(t *testing.T) {
 	// The users file is looked at once a second: wait until bob is known.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		err := remote.Write(ref("team/app:1"), img, as("bob", "bob-secret"))
-		if err != nil && (strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "DENIED")) {
+		if harness.Denied(err) {
 			break
 		}
-		if !isUnauthorized(err) || time.Now().After(deadline) {
+		if !harness.Unauthorized(err) || time.Now().After(deadline) {
 			t.Fatalf("bob before the reload: %v, want DENIED", err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/wharf-registry/wharf/e2e/harness"
 	"github.com/wharf-registry/wharf/server"
 )
 
@@ -57,10 +58,6 @@ func startAuthServer(t *testing.T) (*server.Server, *origin) {
 	return startWith(t, cfg), o
 }
 
-func unauthorized(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "UNAUTHORIZED") || strings.Contains(err.Error(), "401"))
-}
-
 func basic(user, pw string) remote.Option {
 	return remote.WithAuth(&authn.Basic{Username: user, Password: pw})
 }
@@ -89,7 +86,7 @@ func TestAuthFlows(t *testing.T) {
 	}
 
 	img, _ := random.Image(2048, 1)
-	if err := remote.Write(ref(t, s, "team/app:1"), img); !unauthorized(err) {
+	if err := remote.Write(ref(t, s, "team/app:1"), img); !harness.Unauthorized(err) {
 		t.Fatalf("anonymous push: %v", err)
 	}
 	if err := remote.Write(ref(t, s, "team/app:1"), img, basic("alice", "alice-pw")); err != nil {
@@ -98,7 +95,7 @@ func TestAuthFlows(t *testing.T) {
 	if _, err := remote.Image(ref(t, s, "team/app:1"), basic("carol", "carol-pw")); err != nil {
 		t.Fatalf("pull as carol: %v", err)
 	}
-	if _, err := remote.Image(ref(t, s, "team/app:1")); !unauthorized(err) {
+	if _, err := remote.Image(ref(t, s, "team/app:1")); !harness.Unauthorized(err) {
 		t.Fatalf("anonymous pull of hosted content: %v", err)
 	}
 	if err := remote.Write(ref(t, s, "team/restricted/x:1"), img, basic("carol", "carol-pw")); err == nil || !strings.Contains(err.Error(), "DENIED") {
@@ -107,7 +104,7 @@ func TestAuthFlows(t *testing.T) {
 	if err := remote.Write(ref(t, s, "team/restricted/x:1"), img, basic("alice", "alice-pw")); err != nil {
 		t.Fatalf("alice pushing to restricted: %v", err)
 	}
-	if err := remote.Write(ref(t, s, "team/app:2"), img, basic("alice", "wrong")); !unauthorized(err) {
+	if err := remote.Write(ref(t, s, "team/app:2"), img, basic("alice", "wrong")); !harness.Unauthorized(err) {
 		t.Fatalf("wrong password: %v", err)
 	}
 

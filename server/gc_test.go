@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,21 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/e2e/harness"
 	"github.com/wharf-registry/wharf/server"
 )
-
-func manifestBlobUnknown(err error) bool {
-	var te *transport.Error
-	if !errors.As(err, &te) {
-		return false
-	}
-	for _, e := range te.Errors {
-		if e.Code == transport.ManifestBlobUnknownErrorCode {
-			return true
-		}
-	}
-	return false
-}
 
 // pullWhole pulls repo@d and reads its config and every layer; go-
 // containerregistry checks each blob against its digest.
@@ -133,7 +120,7 @@ func TestGCWithConcurrentPushes(t *testing.T) {
 					// With grace 0 a GC running back to back can take the
 					// blobs of a push before its manifest lands, each time,
 					// on a loaded machine: retry generously.
-					if !manifestBlobUnknown(err) || try > 100 {
+					if !harness.HasCode(err, transport.ManifestBlobUnknownErrorCode) || try > 100 {
 						t.Errorf("push %s: %v", tag, err)
 						return
 					}

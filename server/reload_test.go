@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf-registry/wharf/config"
+	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
 // TestReloadAuth: a reload applies new rules, a new users file and a new
@@ -29,7 +30,7 @@ func TestReloadAuth(t *testing.T) {
 	carolToo := "    - repository: team/*\n      push: [alice, carol]\n      pull: ['*']\n"
 	s := startWith(t, conf(first, onlyAlice, ""))
 	img, _ := random.Image(2048, 1)
-	if err := remote.Write(ref(t, s, "team/app:1"), img, basic("carol", "carol-pw")); !denied(err) {
+	if err := remote.Write(ref(t, s, "team/app:1"), img, basic("carol", "carol-pw")); !harness.Denied(err) {
 		t.Fatalf("carol before the reload: %v", err)
 	}
 
@@ -51,7 +52,7 @@ func TestReloadAuth(t *testing.T) {
 	if _, err := remote.Image(ref(t, s, "team/app:1"), basic("dave", "dave-pw")); err != nil {
 		t.Fatalf("dave after the reload: %v", err)
 	}
-	if _, err := remote.Image(ref(t, s, "team/app:1"), basic("carol", "carol-pw")); !unauthorized(err) {
+	if _, err := remote.Image(ref(t, s, "team/app:1"), basic("carol", "carol-pw")); !harness.Unauthorized(err) {
 		t.Fatalf("carol after leaving the users file: %v", err)
 	}
 
@@ -70,7 +71,7 @@ func TestReloadAuth(t *testing.T) {
 	if _, err := remote.Image(ref(t, s, "team/app:1"), basic("dave", "dave-pw")); err != nil {
 		t.Fatalf("dave after a refused reload: %v", err)
 	}
-	if _, err := remote.Image(ref(t, s, "team/app:1")); !unauthorized(err) {
+	if _, err := remote.Image(ref(t, s, "team/app:1")); !harness.Unauthorized(err) {
 		t.Fatalf("anonymous after a refused reload: %v", err)
 	}
 
@@ -78,8 +79,4 @@ func TestReloadAuth(t *testing.T) {
 	if err != nil || len(applied) != 0 || strings.Join(restart, ",") != "cache" {
 		t.Fatalf("reload with nothing new: applied %v, restart %v, %v", applied, restart, err)
 	}
-}
-
-func denied(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "DENIED") || strings.Contains(err.Error(), "403"))
 }

@@ -66,7 +66,7 @@ func TestHealthcheckUnhealthy(t *testing.T) {
 
 	other := httptest.NewServer(http.NotFoundHandler())
 	defer other.Close()
-	if code, _, errOut := runCmd("healthcheck", "--url", other.URL); code != 1 || !strings.Contains(errOut, "404") {
+	if code, _, errOut := runCmd("healthcheck", "--url", other.URL); code != 1 || !strings.Contains(errOut, "(404)") {
 		t.Errorf("not wharf: exit %d, %q", code, errOut)
 	}
 

@@ -115,7 +115,7 @@ func TestStatusCommandErrors(t *testing.T) {
 	}
 	other := httptest.NewServer(http.NotFoundHandler())
 	defer other.Close()
-	if code, _, errOut := runCmd("status", "--url", other.URL); code != 1 || !strings.Contains(errOut, "404") {
+	if code, _, errOut := runCmd("status", "--url", other.URL); code != 1 || !strings.Contains(errOut, "answered 404") {
 		t.Errorf("not wharf: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := runCmd("status", "extra"); code != 2 || !strings.Contains(errOut, "--url extra") {

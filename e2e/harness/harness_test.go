@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -63,7 +62,7 @@ func TestDistributionBasicAuth(t *testing.T) {
 	d := StartDistribution(t, DistributionOptions{Auth: AuthBasic})
 	ref := d.Addr + "/team/app:v1"
 	PushRandomImage(t, ref, ImageSpec{Layers: 1}, remote.WithAuth(d.Auth()))
-	if _, err := remote.Head(Ref(t, ref), remote.WithContext(t.Context())); !isStatus(err, http.StatusUnauthorized) {
+	if _, err := remote.Head(Ref(t, ref), remote.WithContext(t.Context())); !HasStatus(err, http.StatusUnauthorized) {
 		t.Errorf("anonymous HEAD: got %v, want 401", err)
 	}
 	if _, err := remote.Head(Ref(t, ref), remote.WithAuth(d.Auth())); err != nil {
@@ -229,11 +228,6 @@ func mustDigest(t *testing.T, d interface {
 		t.Fatal(err)
 	}
 	return h
-}
-
-func isStatus(err error, code int) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == code
 }
 
 // TestRunConformanceReportsFailures runs one branch of the suite against
