@@ -64,6 +64,10 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// LDAP replaces the directory built from the config (tests).
 	LDAP Source
+	// TokenKey, when set, signs bearer tokens instead of the key in
+	// dataDir: in cluster mode every replica has the same one, so a token
+	// one replica issued is good on all of them.
+	TokenKey []byte
 }
 
 // New builds the Service for cfg; it returns nil when cfg configures no
@@ -75,9 +79,11 @@ func New(cfg config.Auth, dataDir string, o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	key, err := loadTokenKey(dataDir)
-	if err != nil {
-		return nil, err
+	key, err := o.TokenKey, error(nil)
+	if len(key) == 0 {
+		if key, err = loadTokenKey(dataDir); err != nil {
+			return nil, err
+		}
 	}
 	s := &Service{
 		cfg:     cfg,

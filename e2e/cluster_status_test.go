@@ -13,7 +13,7 @@ import (
 	"github.com/wharf-registry/wharf/e2e/harness"
 )
 
-// replicasSeen is the addresses of the replicas w's /-/status lists.
+// replicasSeen is the base URLs of the replicas w's /-/status lists.
 func replicasSeen(t *testing.T, w *harness.Wharf) []string {
 	t.Helper()
 	resp, err := http.Get(w.URL + "/-/status")
@@ -32,8 +32,8 @@ func replicasSeen(t *testing.T, w *harness.Wharf) []string {
 	}
 	var addrs []string
 	for _, rep := range r.Replicas {
-		if rep.Self != (rep.Addr == w.Addr) {
-			t.Errorf("replica %s: self %v, asked %s", rep.Addr, rep.Self, w.Addr)
+		if rep.Self != (rep.Addr == w.URL) {
+			t.Errorf("replica %s: self %v, asked %s", rep.Addr, rep.Self, w.URL)
 		}
 		addrs = append(addrs, rep.Addr)
 	}
@@ -49,11 +49,11 @@ func TestClusterStatusReplicas(t *testing.T) {
 	c := harness.StartClusterEngines(t)
 	r1 := c.StartReplica(t, bin, clusterHosted)
 	r2 := c.StartReplica(t, bin, clusterHosted)
-	both := []string{r1.Addr, r2.Addr}
+	both := []string{r1.URL, r2.URL}
 	slices.Sort(both)
 	for _, r := range []*harness.Wharf{r1, r2} {
 		if got := replicasSeen(t, r); !slices.Equal(got, both) {
-			t.Errorf("%s lists replicas %v, want %v", r.Addr, got, both)
+			t.Errorf("%s lists replicas %v, want %v", r.URL, got, both)
 		}
 	}
 	out, err := r1.Run("status", "--url", r1.URL)
@@ -61,7 +61,7 @@ func TestClusterStatusReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "Replicas (2 seen in the last 30s)") || !strings.Contains(out, r2.Addr) {
+	if !strings.Contains(out, "Replicas (2 seen in the last 30s)") || !strings.Contains(out, r2.URL) {
 		t.Errorf("wharf status does not list both replicas")
 	}
 
@@ -70,7 +70,7 @@ func TestClusterStatusReplicas(t *testing.T) {
 		t.Log("killed replica 2")
 	}
 	deadline := time.Now().Add(90 * time.Second)
-	for !slices.Equal(replicasSeen(t, r1), []string{r1.Addr}) {
+	for !slices.Equal(replicasSeen(t, r1), []string{r1.URL}) {
 		if time.Now().After(deadline) {
 			t.Fatalf("replica 2 still listed %s after it was killed", time.Since(killed))
 		}
@@ -78,7 +78,7 @@ func TestClusterStatusReplicas(t *testing.T) {
 	}
 	t.Logf("replica 2 dropped out of the list %s after it was killed", time.Since(killed).Round(time.Second))
 	out, err = r1.Run("status", "--url", r1.URL)
-	if err != nil || !strings.Contains(out, "Replicas (1 seen in the last 30s)") || strings.Contains(out, r2.Addr) {
+	if err != nil || !strings.Contains(out, "Replicas (1 seen in the last 30s)") || strings.Contains(out, r2.URL) {
 		t.Errorf("wharf status after the kill (%v):\n%s", err, out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -39,6 +40,10 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	// owner names this replica in upload records (cluster mode; empty
+	// on a single box).
+	owner string
+
 	mu      sync.Mutex
 	uploads map[string]*storage.Upload // live sessions; the index has them too
 
@@ -51,6 +56,22 @@ func New(store Store, idx index.Index, log *slog.Logger) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{store: store, idx: idx, log: log, now: time.Now, uploads: map[string]*storage.Upload{}}
+}
+
+// SetOwner names this replica in the upload sessions it starts, in
+// cluster mode, where a session's bytes stay in the scratch area of the
+// replica that started it. Call it before serving.
+func (s *Service) SetOwner(replica string) { s.owner = replica }
+
+// ElsewhereError says an upload session's bytes are on another replica:
+// its requests are to be forwarded there.
+type ElsewhereError struct {
+	ID, Repo string
+	Owner    string // the replica holding it
+}
+
+func (e *ElsewhereError) Error() string {
+	return fmt.Sprintf("upload %s of %s is held by replica %s", e.ID, e.Repo, e.Owner)
 }
 
 // BlobInfo is what the HTTP layer needs to answer a blob HEAD or GET.
@@ -158,7 +179,7 @@ func (s *Service) StartUpload(ctx context.Context, repo string) (string, error) 
 		return "", err
 	}
 	err = s.idx.Update(ctx, func(tx index.Txn) error {
-		return tx.PutUpload(index.UploadRecord{ID: id, Repo: repo, Started: s.now()})
+		return tx.PutUpload(index.UploadRecord{ID: id, Repo: repo, Started: s.now(), Owner: s.owner})
 	})
 	if err != nil {
 		s.store.RemoveUpload(id)
@@ -171,7 +192,8 @@ func (s *Service) StartUpload(ctx context.Context, repo string) (string, error) 
 }
 
 // upload finds a session of repo: from memory, or after a restart from the
-// index and the data file.
+// index and the data file. A session another replica holds is an
+// *ElsewhereError, returned before anything is read from the request.
 func (s *Service) upload(repo, id string) (*storage.Upload, error) {
 	unknown := oci.Errorf(oci.CodeBlobUploadUnknown, "upload %q is unknown in repository %s (finished, cancelled or never started)", id, repo)
 	if !storage.ValidUploadID(id) {
@@ -188,6 +210,9 @@ func (s *Service) upload(repo, id string) (*storage.Upload, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if rec.Owner != s.owner {
+		return nil, &ElsewhereError{ID: id, Repo: repo, Owner: rec.Owner}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -38,6 +38,19 @@ func newTestRegistry(t testing.TB, o Options) *testRegistry {
 // whose ResponseWriter has no ReadFrom. Requests go through r.Client().
 func newTestRegistryProto(t testing.TB, o Options, proto int) *testRegistry {
 	t.Helper()
+	store, idx := newStoreAndIndex(t)
+	o.Hosted = hosted.New(store, idx, nil)
+	if o.HostedNamespaces == nil && !o.HostAll {
+		o.HostedNamespaces = []string{"team", "other"}
+	}
+	srv := startAPIServer(t, New(o), proto)
+	return &testRegistry{Server: srv, store: store, idx: idx, proto: proto}
+}
+
+// newStoreAndIndex opens a blob store and a Badger index in a temporary
+// directory; the index is closed when the test ends.
+func newStoreAndIndex(t testing.TB) (*storage.Store, index.Index) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := storage.Open(dir)
 	if err != nil {
@@ -47,13 +60,8 @@ func newTestRegistryProto(t testing.TB, o Options, proto int) *testRegistry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Hosted = hosted.New(store, idx, nil)
-	if o.HostedNamespaces == nil && !o.HostAll {
-		o.HostedNamespaces = []string{"team", "other"}
-	}
-	srv := startAPIServer(t, New(o), proto)
 	t.Cleanup(func() { idx.Close() })
-	return &testRegistry{Server: srv, store: store, idx: idx, proto: proto}
+	return store, idx
 }
 
 // startAPIServer starts h over HTTP/1.1 (proto 1) or HTTP/2 over TLS

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,7 +24,6 @@ import (
 	"github.com/wharf-registry/wharf/hosted"
 	"github.com/wharf-registry/wharf/metrics"
 	"github.com/wharf-registry/wharf/oci"
-	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
 )
 
@@ -73,15 +71,7 @@ func newGatedOrigin(t *testing.T, size int) *gatedOrigin {
 // in front of origin, served over proto.
 func proxyRegistry(t *testing.T, origin string, proto int, blobCopy string) (*testRegistry, *cache.Proxy) {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := storage.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := index.Open(filepath.Join(dir, "index"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, idx := newStoreAndIndex(t)
 	up, err := upstream.New(upstream.Config{Name: "hub", URL: origin})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +85,7 @@ func proxyRegistry(t *testing.T, origin string, proto int, blobCopy string) (*te
 	}), proto)
 	// Registered after the server: cleanups run last first, so the server
 	// has drained before the proxy and index close.
-	t.Cleanup(func() { p.Close(); idx.Close() })
+	t.Cleanup(func() { p.Close() })
 	return &testRegistry{Server: srv, store: store, idx: idx, proto: proto}, p
 }
 
@@ -208,16 +198,7 @@ func (w *readFromWriter) ReadFrom(src io.Reader) (int64, error) {
 // blob_copy: sendfile still reaches net/http's own ReadFrom (which is what
 // calls sendfile) on HTTP/1.1, now that the recorder has a fallback.
 func TestSendfileKeptOnHTTP1(t *testing.T) {
-	dir := t.TempDir()
-	store, err := storage.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := index.Open(filepath.Join(dir, "index"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idx.Close() })
+	store, idx := newStoreAndIndex(t)
 	h := New(Options{Hosted: hosted.New(store, idx, nil), HostedNamespaces: []string{"team"}, BlobCopy: "sendfile"})
 	var last atomic.Pointer[readFromWriter]
 	srv := startAPIServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -43,6 +44,18 @@ type Options struct {
 	// go from the store to the client. Visibility and auth are checked
 	// first; a download in progress is streamed as always.
 	BlobRedirect func(ctx context.Context, d oci.Digest) (string, error)
+	// ForwardUpload, in cluster mode, serves a request for an upload
+	// session that another replica holds (a *hosted.ElsewhereError) by
+	// passing it to that replica, whose scratch area has the bytes, and
+	// its answer back. It is called after this replica authorized the
+	// request and before anything was read from its body; an error it
+	// returns has not been written. Nil: such a session is unknown here.
+	ForwardUpload func(w http.ResponseWriter, r *http.Request, owner string) error
+	// Internal reports whether r was forwarded by another replica of the
+	// cluster (it carries the cluster token). An upload request that
+	// was is served without users' auth, which the forwarding replica
+	// applied, and is never forwarded again.
+	Internal func(r *http.Request) bool
 }
 
 // Handler serves the distribution API.
@@ -129,8 +142,14 @@ func (h *Handler) dispatch(w *recorder, r *http.Request, rt Route) (err error) {
 		if tg.proxy != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return h.readOnly(tg)
 		}
-		if err := h.authorize(w, r, rt, tg); err != nil {
-			return err
+		internal := rt.Kind == KindUpload && h.o.Internal != nil && h.o.Internal(r)
+		if !internal {
+			if err := h.authorize(w, r, rt, tg); err != nil {
+				return err
+			}
+		}
+		if rt.Kind == KindUpload {
+			return h.uploadHere(w, r, rt, tg, fn, internal)
 		}
 	} else if rt.Kind == KindBase {
 		if err := h.authorizeBase(w, r); err != nil {
@@ -138,6 +157,22 @@ func (h *Handler) dispatch(w *recorder, r *http.Request, rt Route) (err error) {
 		}
 	}
 	return fn(w, r, rt, tg)
+}
+
+// uploadHere serves an upload session's request, or in cluster mode
+// forwards it to the replica holding the session.
+func (h *Handler) uploadHere(w http.ResponseWriter, r *http.Request, rt Route, tg target, fn handlerFunc, internal bool) error {
+	err := fn(w, r, rt, tg)
+	var there *hosted.ElsewhereError
+	if !errors.As(err, &there) {
+		return err
+	}
+	if internal || h.o.ForwardUpload == nil || there.Owner == "" {
+		// Forwarded once already, or from a replica that does not know
+		// sessions are held elsewhere: its bytes are not to be found.
+		return oci.Errorf(oci.CodeBlobUploadUnknown, "upload %q of %s is held by another replica (%s) and cannot be reached from here; start the push again", rt.Ref, rt.Name, there.Owner)
+	}
+	return h.o.ForwardUpload(w, r, there.Owner)
 }
 
 func (h *Handler) isHosted(name string) bool {

@@ -84,6 +84,7 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 		return fmt.Errorf("index.postgres: %w", err)
 	}
 	s.coord = cluster.New(cluster.Options{Leases: idx, Index: idx, Store: staged, Token: tok, Logger: s.log})
+	s.tokenKey = cluster.TokenSigningKey(tok)
 	// The scratch area's leftovers are this replica's own; the bucket's
 	// unfinished uploads are swept only past a grace period, since other
 	// replicas may be uploading right now.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"os"
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
+	"github.com/wharf-registry/wharf/oci"
 )
 
 // In cluster mode each replica upserts a heartbeat row every few seconds,
@@ -26,6 +26,7 @@ type replicaRegistry interface {
 	Heartbeat(ctx context.Context, r pgindex.Replica) error
 	Leave(ctx context.Context, id string) error
 	Replicas(ctx context.Context, within time.Duration) ([]pgindex.Replica, error)
+	ReplicaAddr(ctx context.Context, id string, within time.Duration) (string, bool, error)
 }
 
 var _ replicaRegistry = (*pgindex.Index)(nil)
@@ -50,19 +51,18 @@ func newReplicaID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// advertised is the address other hosts reach addr at: an unspecified
-// host (all interfaces) becomes the host name.
-func advertised(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+// replicaAddr finds a replica alive (seen in the last replicaAlive) and
+// the base URL it advertises: where an upload session it holds is
+// forwarded (cluster.ReplicaAddr).
+func (s *Server) replicaAddr(ctx context.Context, id string) (string, bool, error) {
+	if s.replicas == nil {
+		return "", false, nil
+	}
+	addr, ok, err := s.replicas.ReplicaAddr(ctx, id, replicaAlive)
 	if err != nil {
-		return addr
+		return "", false, oci.Errorf(oci.CodeUnavailable, "cannot look up the replica holding this upload session: %v", err)
 	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			return net.JoinHostPort(h, port)
-		}
-	}
-	return addr
+	return addr, ok, nil
 }
 
 // beat upserts this replica's row once.

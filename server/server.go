@@ -115,13 +115,16 @@ type Server struct {
 	leader    leader          // cluster mode; nil: this process is alone
 	replicas  replicaRegistry // cluster mode: heartbeats; nil otherwise
 	replicaID string
-	locks     clusterLocks // cluster mode; nil otherwise
-	started   time.Time
-	lastErr   error
-	addr      string
-	lock      *os.File
-	idx       index.Index
-	store     blobStore
+	// tokenKey signs users' bearer tokens in cluster mode, the same on
+	// every replica (nil: the key in the data dir).
+	tokenKey []byte
+	locks    clusterLocks // cluster mode; nil otherwise
+	started  time.Time
+	lastErr  error
+	addr     string
+	lock     *os.File
+	idx      index.Index
+	store    blobStore
 	// blobRedirect answers blob GETs with the store's presigned URLs
 	// (cluster mode with storage.s3.redirect); nil serves the bytes.
 	blobRedirect func(ctx context.Context, d oci.Digest) (string, error)
@@ -216,6 +219,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.hosted = hosted.New(s.store, s.idx, s.log)
+	if s.replicas != nil {
+		// Upload sessions' bytes stay in this replica's scratch area:
+		// the others forward their requests here.
+		s.hosted.SetOwner(s.replicaID)
+	}
 	s.life = cache.NewLifecycle(cache.LifecycleOptions{
 		Index: s.idx, Store: s.store, Logger: s.log, Metrics: s.metrics, Now: s.now,
 		Budget: cache.Budget{
@@ -241,7 +249,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.certs, err = certs.New(s.cfg.TLS, dir, s.log); err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	if s.auth, err = auth.New(s.cfg.Auth, dir, auth.Options{Logger: s.log, Metrics: s.metrics, LDAP: s.ldap}); err != nil {
+	if s.auth, err = auth.New(s.cfg.Auth, dir, auth.Options{Logger: s.log, Metrics: s.metrics, LDAP: s.ldap, TokenKey: s.tokenKey}); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
 	if n, err := s.hosted.ExpireUploads(ctx, uploadMaxAge, true); err != nil {
@@ -299,7 +307,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.bg.Add(2)
 	go s.housekeeping()
 	if s.replicas != nil {
-		me := pgindex.Replica{ID: s.replicaID, Addr: advertised(s.addr), Version: s.version, Started: s.now()}
+		me := pgindex.Replica{ID: s.replicaID, Addr: s.coord.Addr(), Version: s.version, Started: s.now()}
 		s.beat(s.replicas, me) // listed as soon as it serves
 		s.bg.Add(1)
 		go s.heartbeats(s.replicas, me, s.stop)
@@ -463,6 +471,14 @@ func (s *Server) logReconcile(r index.ReconcileReport) {
 }
 
 func (s *Server) routes() http.Handler {
+	var forward func(http.ResponseWriter, *http.Request, string) error
+	var internal func(*http.Request) bool
+	if s.coord != nil {
+		forward = func(w http.ResponseWriter, r *http.Request, owner string) error {
+			return s.coord.ForwardUpload(w, r, owner, s.replicaAddr)
+		}
+		internal = s.coord.Internal
+	}
 	api := registry.New(registry.Options{
 		Hosted:           s.hosted,
 		HostedNamespaces: hostedNames(s.cfg),
@@ -475,6 +491,8 @@ func (s *Server) routes() http.Handler {
 		BlobCopy:         s.blobCopy,
 		BlobRedirect:     s.blobRedirect,
 		Auth:             s.auth,
+		ForwardUpload:    forward,
+		Internal:         internal,
 
 		HostedAnonymousPull: hostedAnonymous(s.cfg),
 	})

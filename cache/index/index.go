@@ -103,6 +103,10 @@ type UploadRecord struct {
 	ID      string    `json:"id"`
 	Repo    string    `json:"repo"`
 	Started time.Time `json:"started"`
+	// Owner is the replica whose scratch area holds the session's bytes,
+	// in cluster mode; empty on a single box. Another replica forwards
+	// the session's requests there.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Options tune Badger for a small resident footprint.

@@ -453,7 +453,7 @@ func testUploads(t *testing.T, open Opener) {
 	x := open(t)
 	recs := []index.UploadRecord{
 		{ID: "0123456789abcdef", Repo: "team/app", Started: when},
-		{ID: "fedcba9876543210", Repo: "other", Started: when.Add(time.Minute)},
+		{ID: "fedcba9876543210", Repo: "other", Started: when.Add(time.Minute), Owner: "replica-a"},
 	}
 	update(t, x, func(tx index.Txn) error {
 		for _, r := range recs {
@@ -465,13 +465,16 @@ func testUploads(t *testing.T, open Opener) {
 	})
 	view(t, x, func(tx index.Txn) error {
 		got := must[index.UploadRecord](t)(tx.Upload(recs[0].ID))
-		if got.ID != recs[0].ID || got.Repo != "team/app" || !got.Started.Equal(when) {
+		if got.ID != recs[0].ID || got.Repo != "team/app" || !got.Started.Equal(when) || got.Owner != "" {
 			t.Errorf("Upload = %+v", got)
 		}
-		var ids []string
-		tx.EachUpload(func(r index.UploadRecord) error { ids = append(ids, r.ID); return nil })
-		if !reflect.DeepEqual(ids, []string{recs[0].ID, recs[1].ID}) {
-			t.Errorf("EachUpload = %v", ids)
+		if got := must[index.UploadRecord](t)(tx.Upload(recs[1].ID)); got.Owner != "replica-a" {
+			t.Errorf("Upload = %+v, want the owner kept", got)
+		}
+		var ids, owners []string
+		tx.EachUpload(func(r index.UploadRecord) error { ids, owners = append(ids, r.ID), append(owners, r.Owner); return nil })
+		if !reflect.DeepEqual(ids, []string{recs[0].ID, recs[1].ID}) || !reflect.DeepEqual(owners, []string{"", "replica-a"}) {
+			t.Errorf("EachUpload = %v, owners %v", ids, owners)
 		}
 		return nil
 	})

@@ -130,6 +130,11 @@ CREATE TABLE replicas (
 	last_seen timestamptz NOT NULL
 );
 `},
+	{4, "uploads: the replica holding each session's bytes", `
+-- An upload session's bytes sit in the scratch area of the replica that
+-- started it; the others forward its PATCH, PUT, GET and DELETE there.
+ALTER TABLE uploads ADD COLUMN owner text COLLATE "C" NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the schema version this wharf brings a database to.

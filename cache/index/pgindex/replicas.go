@@ -2,6 +2,7 @@ package pgindex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,4 +55,19 @@ WHERE last_seen >= now() - make_interval(secs => $1) ORDER BY addr, id`, within.
 		return nil, fmt.Errorf("index: listing replicas: %w", err)
 	}
 	return rs, nil
+}
+
+// ReplicaAddr is the address replica id advertises, if it was seen within
+// the last `within`.
+func (x *Index) ReplicaAddr(ctx context.Context, id string, within time.Duration) (string, bool, error) {
+	var addr string
+	err := x.pool.QueryRow(ctx, `SELECT addr FROM replicas WHERE id = $1 AND last_seen >= now() - make_interval(secs => $2)`,
+		id, within.Seconds()).Scan(&addr)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("index: finding replica %s: %w", id, err)
+	}
+	return addr, true, nil
 }

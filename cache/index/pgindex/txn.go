@@ -587,8 +587,8 @@ func (t *Txn) Referrers(repo string, subject oci.Digest) ([]oci.Descriptor, erro
 func (t *Txn) PutUpload(r index.UploadRecord) error {
 	err := t.writable()
 	if err == nil {
-		err = t.exec("INSERT INTO uploads (id, repo, started) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET repo = EXCLUDED.repo, started = EXCLUDED.started",
-			r.ID, r.Repo, ns(r.Started))
+		err = t.exec("INSERT INTO uploads (id, repo, started, owner) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET repo = EXCLUDED.repo, started = EXCLUDED.started, owner = EXCLUDED.owner",
+			r.ID, r.Repo, ns(r.Started), r.Owner)
 	}
 	if err != nil {
 		return fail(err, "put upload %s", r.ID)
@@ -599,7 +599,7 @@ func (t *Txn) PutUpload(r index.UploadRecord) error {
 func scanUpload(row pgx.CollectableRow) (index.UploadRecord, error) {
 	var r index.UploadRecord
 	var started int64
-	err := row.Scan(&r.ID, &r.Repo, &started)
+	err := row.Scan(&r.ID, &r.Repo, &started, &r.Owner)
 	r.Started = fromNS(started)
 	return r, err
 }
@@ -608,7 +608,7 @@ func scanUpload(row pgx.CollectableRow) (index.UploadRecord, error) {
 func (t *Txn) Upload(id string) (index.UploadRecord, error) {
 	r := index.UploadRecord{ID: id}
 	var started int64
-	if err := t.row("SELECT repo, started FROM uploads WHERE id = $1", []any{id}, &r.Repo, &started); err != nil {
+	if err := t.row("SELECT repo, started, owner FROM uploads WHERE id = $1", []any{id}, &r.Repo, &started, &r.Owner); err != nil {
 		return index.UploadRecord{}, fail(err, "read upload %s", id)
 	}
 	r.Started = fromNS(started)
@@ -631,7 +631,7 @@ func (t *Txn) DeleteUpload(id string) error {
 func (t *Txn) EachUpload(fn func(index.UploadRecord) error) error {
 	last := ""
 	for {
-		page, err := collect(t, "SELECT id, repo, started FROM uploads WHERE id > $1 ORDER BY id LIMIT $2", []any{last, pageSize}, scanUpload)
+		page, err := collect(t, "SELECT id, repo, started, owner FROM uploads WHERE id > $1 ORDER BY id LIMIT $2", []any{last, pageSize}, scanUpload)
 		if err != nil {
 			return fail(err, "list uploads")
 		}
