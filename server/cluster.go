@@ -85,6 +85,9 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 	}
 	s.coord = cluster.New(cluster.Options{Leases: idx, Index: idx, Store: staged, Token: tok, Logger: s.log})
 	s.tokenKey = cluster.TokenSigningKey(tok)
+	// A write of a digest on one replica and its deletion by GC or
+	// eviction on another never interleave.
+	remote.SetSharedClaims(cluster.NewBlobClaims(idx, s.log))
 	// The scratch area's leftovers are this replica's own; the bucket's
 	// unfinished uploads are swept only past a grace period, since other
 	// replicas may be uploading right now.

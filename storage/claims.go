@@ -18,8 +18,8 @@ func (s *Store) TryCollectBlob(d oci.Digest) (release func(), ok bool) { return 
 // Claims keeps GC's delete of a blob apart from writes of the same blob.
 // The zero value is ready to use. Every BlobStore embeds one, so the
 // exclusion is the same whatever holds the bytes; it is in-process only:
-// replicas sharing one S3 bucket (issue #13) will get theirs from
-// PostgreSQL, with these claims still ordering one replica's goroutines.
+// replicas sharing one S3 bucket add SharedClaims (from PostgreSQL), with
+// these claims still ordering one replica's goroutines.
 type Claims struct {
 	mu         sync.Mutex
 	writing    map[oci.Digest]int
@@ -69,4 +69,16 @@ func (c *Claims) TryCollect(d oci.Digest) (release func(), ok bool) {
 		c.mu.Unlock()
 		close(ch)
 	}, true
+}
+
+// SharedClaims extend Claims to every process sharing one store: the
+// replicas of a cluster on one bucket. A store takes its own Claims
+// first, then these.
+type SharedClaims interface {
+	// HoldWrite claims d for a write until release is called, waiting
+	// while another process deletes d.
+	HoldWrite(d oci.Digest) (release func())
+	// TryCollect claims d for deletion unless another process writes or
+	// deletes it; when the claim cannot be checked, ok is false.
+	TryCollect(d oci.Digest) (release func(), ok bool)
 }

@@ -28,9 +28,9 @@ import (
 // Writing an existing blob again replaces it with the same bytes rather
 // than skipping the write when a HEAD finds it: skipping would open a
 // window, from that HEAD to the Put's return, in which another replica's
-// GC could delete the blob this Put then reports as written. Claims in
-// PostgreSQL will close such cross-replica races; until then, writing is
-// the safer of the two.
+// GC could delete the blob this Put then reports as written, unless the
+// caller holds the digest (HoldBlob) with shared claims set. Writing is
+// the safer of the two whatever the caller holds.
 //
 // Errors keep their cause for errors.Is: the reader's, the context's,
 // storage.ErrNoSpace for a full bucket, oci.ErrDigestInvalid or

@@ -111,6 +111,7 @@ type Config struct {
 // Store is a storage.BlobStore on an S3 bucket.
 type Store struct {
 	claims   storage.Claims
+	shared   storage.SharedClaims // the other replicas' writes and deletes; nil: none
 	client   *minio.Client
 	core     minio.Core
 	bucket   string
@@ -287,14 +288,36 @@ func (s *Store) Walk(fn func(d oci.Digest, size int64) error, bad func(path stri
 	return nil
 }
 
-// HoldBlob marks d as being written until release is called, waiting
-// while a collection of d is under way. The exclusion holds within this
-// process only; across replicas it will come from PostgreSQL.
-func (s *Store) HoldBlob(d oci.Digest) (release func()) { return s.claims.Hold(d) }
+// SetSharedClaims makes HoldBlob and TryCollectBlob also keep writes and
+// deletes of a digest apart across the processes c covers (the replicas
+// of a cluster). Call it before the store is used.
+func (s *Store) SetSharedClaims(c storage.SharedClaims) { s.shared = c }
 
-// TryCollectBlob claims d for deletion unless this process is writing it.
+// HoldBlob marks d as being written until release is called, waiting
+// while a collection of d is under way here or, with SetSharedClaims, on
+// another replica.
+func (s *Store) HoldBlob(d oci.Digest) (release func()) {
+	local := s.claims.Hold(d)
+	if s.shared == nil {
+		return local
+	}
+	shared := s.shared.HoldWrite(d)
+	return func() { shared(); local() }
+}
+
+// TryCollectBlob claims d for deletion unless this process, or with
+// SetSharedClaims another replica, is writing or deleting it.
 func (s *Store) TryCollectBlob(d oci.Digest) (release func(), ok bool) {
-	return s.claims.TryCollect(d)
+	local, ok := s.claims.TryCollect(d)
+	if !ok || s.shared == nil {
+		return local, ok
+	}
+	shared, ok := s.shared.TryCollect(d)
+	if !ok {
+		local()
+		return nil, false
+	}
+	return func() { shared(); local() }, true
 }
 
 // SpaceLeft reports unlimited free space and no reserve. An object store

@@ -135,6 +135,20 @@ CREATE TABLE replicas (
 -- started it; the others forward its PATCH, PUT, GET and DELETE there.
 ALTER TABLE uploads ADD COLUMN owner text COLLATE "C" NOT NULL DEFAULT '';
 `},
+	{5, "blob claims: writes and deletes of one digest kept apart across replicas", `
+-- A replica writing a digest to the bucket holds a write claim until the
+-- blob is recorded; garbage collection and eviction delete a digest only
+-- under a collect claim, which no live write claim may share. expires is
+-- unix nanoseconds by the database's clock: a replica that died holding
+-- a claim loses it then.
+CREATE TABLE blob_claims (
+	digest  text COLLATE "C" NOT NULL,
+	holder  text COLLATE "C" NOT NULL,
+	collect boolean NOT NULL,
+	expires bigint NOT NULL,
+	PRIMARY KEY (digest, holder)
+);
+`},
 }
 
 // SchemaVersion is the schema version this wharf brings a database to.
