@@ -150,9 +150,15 @@ func (p *Proxy) run(f *fill, repo string) {
 	joined, received := f.waiters, f.received
 	f.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, storage.ErrNoSpace) {
+		if storage.EvictionFrees(p.o.Store, err) {
 			p.log.Warn("data disk full: blob not cached; evicting cached content to make room", "repo", repo, "digest", f.digest, "err", err)
 			p.o.Lifecycle.RelieveDiskPressure()
+			return
+		}
+		if errors.Is(err, storage.ErrNoSpace) {
+			// Cluster mode: this replica's scratch area, which holds no
+			// cached blob, is full. Evicting from the bucket would not help.
+			p.log.Warn("scratch area full: blob not cached; make room on the disk of this replica's data_dir (or give it more)", "repo", repo, "digest", f.digest, "err", err)
 			return
 		}
 		p.log.Warn("upstream blob fetch failed; nothing cached", "repo", repo, "digest", f.digest, "err", err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,10 +82,37 @@ func (s *Store) handOff(name string, d oci.Digest) error {
 		if filepath.Dir(name) == s.tmp {
 			os.Remove(name)
 		}
-		return fmt.Errorf("handing %s over to the blob store: %w", d, err)
+		return &HandOffError{Digest: d, Err: err}
 	}
 	os.Remove(name)
 	return nil
 }
 
 var _ BlobStore = (*Staged)(nil)
+
+// HandOffError is a verified local file the remote store did not take.
+type HandOffError struct {
+	Digest oci.Digest
+	Err    error
+}
+
+func (e *HandOffError) Error() string {
+	return fmt.Sprintf("handing %s over to the blob store: %v", e.Digest, e.Err)
+}
+
+func (e *HandOffError) Unwrap() error { return e.Err }
+
+// EvictionFrees reports whether err, from a write to store, is a lack of
+// space that evicting blobs of store relieves: on a filesystem store, or
+// a remote store that is full; not a Staged store's scratch disk, which
+// holds no committed blob.
+func EvictionFrees(store BlobStore, err error) bool {
+	if !errors.Is(err, ErrNoSpace) {
+		return false
+	}
+	if _, staged := store.(*Staged); !staged {
+		return true
+	}
+	var h *HandOffError
+	return errors.As(err, &h)
+}

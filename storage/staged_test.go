@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -166,5 +167,50 @@ func TestStagedHandOverFails(t *testing.T) {
 	}
 	if _, err := remote.Stat(d); !errors.Is(err, oci.ErrBlobUnknown) {
 		t.Errorf("visible after a failed hand-over: %v", err)
+	}
+}
+
+// fullRemote is a bucket over its quota.
+type fullRemote struct{ BlobStore }
+
+func (fullRemote) Put(context.Context, oci.Digest, int64, io.Reader) (int64, error) {
+	return 0, fmt.Errorf("%w: quota exceeded", ErrNoSpace)
+}
+
+// TestEvictionFrees: a full filesystem or a full bucket is relieved by
+// evicting; a full scratch disk in front of a bucket is not.
+func TestEvictionFrees(t *testing.T) {
+	fs, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStaged(t.TempDir(), fullRemote{fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("over quota")
+	w, err := s.NewWriter("sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b)
+	bucketFull := w.Commit(oci.FromBytes(b), -1)
+	w.Abort()
+	diskFull := fmt.Errorf("writing: %w", ErrNoSpace)
+	for _, c := range []struct {
+		name  string
+		store BlobStore
+		err   error
+		want  bool
+	}{
+		{"filesystem full", fs, diskFull, true},
+		{"bucket full", s, bucketFull, true},
+		{"scratch full", s, diskFull, false},
+		{"another error", fs, errStoreDown, false},
+		{"a hand-off failing otherwise", s, &HandOffError{Err: errStoreDown}, false},
+	} {
+		if got := EvictionFrees(c.store, c.err); got != c.want {
+			t.Errorf("%s (%v): EvictionFrees = %v, want %v", c.name, c.err, got, c.want)
+		}
 	}
 }
