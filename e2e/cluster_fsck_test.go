@@ -135,4 +135,19 @@ func TestClusterFsck(t *testing.T) {
 	mustSay(out, "no problems found", "unfinished multipart uploads: 0")
 	// The replica still serves what was not damaged.
 	harness.PullImage(t, r.Addr+"/team/c:1")
+
+	// Replicas of an older wharf left the schema behind this one: fsck
+	// and config check look without migrating it under them.
+	if _, err := c.PG.SQL("DELETE FROM schema_migrations WHERE version > 3"); err != nil {
+		t.Fatal(err)
+	}
+	out = fsck(false)
+	mustSay(out, "the schema is at version 3", "start a replica of this version first")
+	out, err = r.Run("config", "check", cfg)
+	if err != nil || !strings.Contains(out, "schema at version 3: the first replica of this wharf to start migrates it") {
+		t.Errorf("config check of a schema behind: %v\n%s", err, out)
+	}
+	if v, err := c.PG.SQL("SELECT 'version=' || max(version) FROM schema_migrations"); err != nil || !strings.Contains(v, "version=3\n") {
+		t.Errorf("schema version after fsck and config check: %q %v, want 3 (untouched)", v, err)
+	}
 }

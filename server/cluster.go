@@ -107,8 +107,9 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 
 // CheckEngines reaches cluster mode's bucket and database with cfg's
 // credentials, as `wharf serve` does at start, and says what it found;
-// without storage.s3 and index.postgres it does nothing. Opening the
-// index applies pending schema migrations, as a first start would.
+// without storage.s3 and index.postgres it does nothing. It changes
+// nothing: pending schema migrations are reported, left for a replica's
+// start.
 func CheckEngines(ctx context.Context, cfg *config.Config) ([]string, error) {
 	if !cfg.Clustered() {
 		return nil, nil
@@ -128,12 +129,19 @@ func CheckEngines(ctx context.Context, cfg *config.Config) ([]string, error) {
 		where = "AWS S3"
 	}
 	lines := []string{fmt.Sprintf("storage.s3: bucket %s at %s answers to these credentials (keys under %q)", sc.Bucket, where, remote.Prefix())}
-	idx, err := pgindex.Open(ctx, cfg.Index.Postgres, pgindex.Options{MaxConns: 2})
+	idx, err := pgindex.Open(ctx, cfg.Index.Postgres, pgindex.Options{MaxConns: 2, NoMigrate: true})
 	if err != nil {
 		return lines, fmt.Errorf("index.postgres: %w", err)
 	}
-	idx.Close()
-	return append(lines, fmt.Sprintf("index.postgres: database reachable, schema at version %d", pgindex.SchemaVersion())), nil
+	defer idx.Close()
+	at := idx.SchemaAt()
+	switch {
+	case at == pgindex.SchemaVersion():
+		return append(lines, fmt.Sprintf("index.postgres: database reachable, schema at version %d", at)), nil
+	case at == 0:
+		return append(lines, fmt.Sprintf("index.postgres: database reachable, no wharf tables yet: the first replica to start creates them (schema version %d)", pgindex.SchemaVersion())), nil
+	}
+	return append(lines, fmt.Sprintf("index.postgres: database reachable, schema at version %d: the first replica of this wharf to start migrates it to version %d", at, pgindex.SchemaVersion())), nil
 }
 
 // coordinator is the proxies' cache.Coordinator: nil (an interface

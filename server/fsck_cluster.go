@@ -64,11 +64,16 @@ func FsckCluster(ctx context.Context, cfg *config.Config, repair bool, grace tim
 	if err != nil {
 		return rep, fmt.Errorf("storage.s3: %w", err)
 	}
-	idx, err := pgindex.Open(octx, cfg.Index.Postgres, pgindex.Options{Logger: log, MaxConns: 2})
+	// fsck reads the tables as the replicas left them: it never migrates
+	// the schema under replicas of another version.
+	idx, err := pgindex.Open(octx, cfg.Index.Postgres, pgindex.Options{Logger: log, MaxConns: 2, NoMigrate: true})
 	if err != nil {
 		return rep, fmt.Errorf("index.postgres: %w", err)
 	}
 	defer idx.Close()
+	if at := idx.SchemaAt(); at < pgindex.SchemaVersion() {
+		return rep, fmt.Errorf("index.postgres: the schema is at version %d, and this wharf reads version %d: run the fsck of the wharf version the replicas run, or start a replica of this version first (it migrates the schema)", at, pgindex.SchemaVersion())
+	}
 	return rep, fsckBucket(ctx, st, idx, repair, &rep, progress)
 }
 

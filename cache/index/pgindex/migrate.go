@@ -160,8 +160,9 @@ func SchemaVersion() int { return migrations[len(migrations)-1].version }
 const migrateLock int64 = 0x7768_6172_665f_6978 // "wharf_ix"
 
 // migrate applies the migrations the database lacks, each in its own
-// transaction, holding the advisory lock throughout.
-func (x *Index) migrate(ctx context.Context) error {
+// transaction, holding the advisory lock throughout; with apply false it
+// only reads the version.
+func (x *Index) migrate(ctx context.Context, apply bool) error {
 	conn, err := x.pool.Acquire(ctx)
 	if err != nil {
 		return x.openError(err)
@@ -191,6 +192,10 @@ func (x *Index) migrate(ctx context.Context) error {
 	}
 	if newest > SchemaVersion() {
 		return fmt.Errorf("postgres: the schema of %s is at version %d, newer than this wharf knows (%d): upgrade wharf", x.where, newest, SchemaVersion())
+	}
+	x.schemaAt = newest
+	if !apply {
+		return nil
 	}
 	var pending []migration
 	for _, m := range migrations {
@@ -226,6 +231,7 @@ func (x *Index) migrate(ctx context.Context) error {
 			return x.openError(fmt.Errorf("schema migration %d (%s): %w", m.version, m.what, err))
 		}
 		x.log.Info("index: migrated the PostgreSQL schema", "version", m.version, "what", m.what)
+		x.schemaAt = m.version
 	}
 	return nil
 }

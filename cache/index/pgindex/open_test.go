@@ -159,12 +159,24 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // A database migrated by a newer wharf is not used by an older one; an
-// up-to-date one is opened again without migrating.
+// up-to-date one is opened again without migrating; NoMigrate changes
+// nothing.
 func TestOpenSchemaVersions(t *testing.T) {
 	url := newDB(t)
-	x, err := pgindex.Open(context.Background(), url, pgindex.Options{})
+	x, err := pgindex.Open(context.Background(), url, pgindex.Options{NoMigrate: true})
+	if err != nil || x.SchemaAt() != 0 {
+		t.Fatalf("Open without migrating an empty database: %v", err)
+	}
+	x.Close()
+	if n := queryInt(t, url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {
+		t.Errorf("Open with NoMigrate created %d tables", n)
+	}
+	x, err = pgindex.Open(context.Background(), url, pgindex.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if x.SchemaAt() != pgindex.SchemaVersion() {
+		t.Errorf("SchemaAt = %d after migrating, want %d", x.SchemaAt(), pgindex.SchemaVersion())
 	}
 	x.Close()
 	x, err = pgindex.Open(context.Background(), url, pgindex.Options{})
@@ -178,6 +190,17 @@ func TestOpenSchemaVersions(t *testing.T) {
 		t.Error("no session named wharf in pg_stat_activity")
 	}
 	x.Close()
+	// Commands that only look open it as it is: a schema behind is
+	// reported, not migrated.
+	sqlIn(t, url, "DELETE FROM schema_migrations WHERE version > 3")
+	x, err = pgindex.Open(context.Background(), url, pgindex.Options{NoMigrate: true})
+	if err != nil || x.SchemaAt() != 3 {
+		t.Fatalf("Open without migrating a schema at version 3: SchemaAt %v, %v", x, err)
+	}
+	x.Close()
+	if n := queryInt(t, url, "SELECT max(version) FROM schema_migrations"); n != 3 {
+		t.Errorf("Open with NoMigrate migrated the schema to %d", n)
+	}
 	sqlIn(t, url, "INSERT INTO schema_migrations (version, what) VALUES (999, 'from the future')")
 	_, err = pgindex.Open(context.Background(), url, pgindex.Options{})
 	if err == nil || !strings.Contains(err.Error(), "at version 999, newer than this wharf knows") {

@@ -101,6 +101,10 @@ type Options struct {
 	// connect_timeout (0: 10 s), so that an unreachable server is an
 	// error, not a hang.
 	ConnectTimeout time.Duration
+	// NoMigrate opens the database as it is, for commands that only look
+	// (`wharf config check`, `wharf fsck`): pending migrations are left
+	// for the next replica to start, and SchemaAt says where it stands.
+	NoMigrate bool
 }
 
 // Index is the PostgreSQL-backed metadata store.
@@ -109,7 +113,13 @@ type Index struct {
 	log  *slog.Logger
 	// where names the server and database in errors.
 	where string
+	// schemaAt is the schema version found (NoMigrate) or reached.
+	schemaAt int
 }
+
+// SchemaAt is the database's schema version: SchemaVersion once migrated,
+// possibly less when opened with NoMigrate (0: no wharf tables yet).
+func (x *Index) SchemaAt() int { return x.schemaAt }
 
 // maxAttempts is how often Update runs fn before it gives up on
 // conflicts, as Badger's index does.
@@ -150,7 +160,7 @@ func Open(ctx context.Context, url string, o Options) (*Index, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	x := &Index{pool: pool, log: log, where: fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)}
-	if err := x.migrate(ctx); err != nil {
+	if err := x.migrate(ctx, !o.NoMigrate); err != nil {
 		pool.Close()
 		return nil, err
 	}
