@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 
@@ -44,6 +46,19 @@ auth:
 // BLOB_UPLOAD_UNKNOWN, and the forwarding header is no way around auth.
 func TestClusterPushWithoutAffinity(t *testing.T) {
 	skipShortE2E(t)
+	pushWithoutAffinity(t, false)
+}
+
+// TestClusterPushWithoutAffinityOverTLS: the same with replicas serving
+// TLS, so forwarded uploads go between replicas over HTTPS, and every
+// image is read back from each replica over HTTP/2 (the docker daemon
+// part runs in the plain test only).
+func TestClusterPushWithoutAffinityOverTLS(t *testing.T) {
+	skipShortE2E(t)
+	pushWithoutAffinity(t, true)
+}
+
+func pushWithoutAffinity(t *testing.T, tlsOn bool) {
 	bin := harness.BuildWharf(t)
 	htp := filepath.Join(t.TempDir(), "htpasswd")
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-secret"), bcrypt.MinCost)
@@ -55,10 +70,31 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 	}
 	c := harness.StartClusterEngines(t)
 	rest := fmt.Sprintf(clusterAuth, htp)
+	if tlsOn {
+		rest += "tls:\n  mode: self-signed\n"
+	}
 	r1 := c.StartReplica(t, bin, rest)
 	r2 := c.StartReplica(t, bin, rest)
 	front := harness.StartHTTPRoundRobin(t, r1.URL, r2.URL)
 	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-secret"})
+	// direct reaches a replica itself, whatever its certificate.
+	direct := http.DefaultClient
+	if tlsOn {
+		direct = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // each replica's own CA
+	}
+	// pullFrom reads the whole image back from replica r: over HTTP/2
+	// when it serves TLS, trusting its CA.
+	pullFrom := func(r *harness.Wharf, repoTag string) v1.Image {
+		t.Helper()
+		if !tlsOn {
+			return harness.PullImage(t, r.Addr+"/"+repoTag, alice)
+		}
+		ca, err := os.ReadFile(filepath.Join(r.DataDir, "tls", "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return harness.PullImageHTTPS(t, r.Addr+"/"+repoTag, ca, "", "HTTP/2.0", alice)
+	}
 
 	// go-containerregistry: POST, PATCH and PUT of each blob alternate
 	// between the replicas.
@@ -69,7 +105,7 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 	}
 	sameImage(t, ref, img, harness.PullImage(t, ref, alice))
 	for _, r := range []*harness.Wharf{r1, r2} {
-		sameImage(t, r.Addr+"/team/app:1", img, harness.PullImage(t, r.Addr+"/team/app:1", alice))
+		sameImage(t, r.Addr+"/team/app:1", img, pullFrom(r, "team/app:1"))
 	}
 	reqs := front.Requests()
 	t.Logf("requests through the front: %v", reqs)
@@ -79,7 +115,7 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 
 	// A chunked upload by hand: every step on the other replica from the
 	// one before.
-	tok := bearer(t, front.URL, "team/chunked")
+	tok := bearer(t, http.DefaultClient, front.URL, "team/chunked")
 	do := func(method, url string, body []byte, hdr ...string) *http.Response {
 		t.Helper()
 		req, err := http.NewRequest(method, url, bytes.NewReader(body))
@@ -138,11 +174,11 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("PUT: %s %s", resp.Status, b)
 	}
-	for _, base := range []string{r1.URL, r2.URL} {
-		resp = do("GET", base+"/v2/team/chunked/blobs/"+dg, nil)
+	for range 2 { // once from each replica, through the front
+		resp = do("GET", front.URL+"/v2/team/chunked/blobs/"+dg, nil)
 		got, err := io.ReadAll(resp.Body)
 		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, blob) {
-			t.Fatalf("GET of the chunked blob from %s: %s, %d bytes, %v", base, resp.Status, len(got), err)
+			t.Fatalf("GET of the chunked blob: %s, %d bytes, %v", resp.Status, len(got), err)
 		}
 	}
 	// A cancel is forwarded too.
@@ -159,7 +195,7 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 	// request with a wrong one is asked to log in.
 	req, _ := http.NewRequest("GET", r1.URL+"/v2/team/chunked/blobs/uploads/0123456789abcdef0123456789abcdef", nil)
 	req.Header.Set("Wharf-Cluster-Token", "guess")
-	if resp, err := http.DefaultClient.Do(req); err != nil {
+	if resp, err := direct.Do(req); err != nil {
 		t.Fatal(err)
 	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("an upload request with a wrong cluster token: %s, want 401", resp.Status)
@@ -167,6 +203,44 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 
 	// The docker daemon: login, push and pull, every request to the next
 	// replica.
+	if !tlsOn {
+		dockerPushWithoutAffinity(t, front, alice)
+	}
+
+	// A session held by a replica that stopped: the client is told to
+	// start again, not left with a 500 or a hang.
+	tok = bearer(t, direct, r2.URL, "team/gone")
+	req, _ = http.NewRequest("POST", r2.URL+"/v2/team/gone/blobs/uploads/", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = direct.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST upload on replica 2: %s", resp.Status)
+	}
+	loc = resp.Header.Get("Location")
+	if err := r2.Stop(); err != nil {
+		t.Fatalf("stopping replica 2: %v", err)
+	}
+	req, _ = http.NewRequest("PATCH", r1.URL+loc, bytes.NewReader(blob[:100]))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = direct.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "BLOB_UPLOAD_UNKNOWN") || !strings.Contains(string(body), "start the push again") {
+		t.Errorf("PATCH of a session whose replica stopped: %s %s", resp.Status, body)
+	}
+}
+
+// dockerPushWithoutAffinity has the docker daemon log in, push, pull and
+// run an image through front.
+func dockerPushWithoutAffinity(t *testing.T, front *harness.HTTPRoundRobin, alice remote.Option) {
+	t.Helper()
 	harness.Require(t, "dockerd", "docker", "containerd", harness.BusyboxPath)
 	d := harness.StartDockerd(t, nil, []string{front.Addr})
 	app := withRandomLayer(t, harness.BusyboxImage(t), 2<<20)
@@ -196,43 +270,14 @@ func TestClusterPushWithoutAffinity(t *testing.T) {
 	if d := digest(t, pushed).String(); !strings.Contains(pushOut, "digest: "+d) {
 		t.Errorf("docker push printed another digest than the %s read back:\n%s", d, pushOut)
 	}
-
-	// A session held by a replica that stopped: the client is told to
-	// start again, not left with a 500 or a hang.
-	tok = bearer(t, r2.URL, "team/gone")
-	req, _ = http.NewRequest("POST", r2.URL+"/v2/team/gone/blobs/uploads/", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST upload on replica 2: %s", resp.Status)
-	}
-	loc = resp.Header.Get("Location")
-	if err := r2.Stop(); err != nil {
-		t.Fatalf("stopping replica 2: %v", err)
-	}
-	req, _ = http.NewRequest("PATCH", r1.URL+loc, bytes.NewReader(blob[:100]))
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "BLOB_UPLOAD_UNKNOWN") || !strings.Contains(string(body), "start the push again") {
-		t.Errorf("PATCH of a session whose replica stopped: %s %s", resp.Status, body)
-	}
 }
 
 // bearer logs alice in at base and returns a push and pull token for repo.
-func bearer(t *testing.T, base, repo string) string {
+func bearer(t *testing.T, client *http.Client, base, repo string) string {
 	t.Helper()
 	req, _ := http.NewRequest("GET", base+"/auth/token?service=wharf&scope=repository:"+repo+":push,pull", nil)
 	req.SetBasicAuth("alice", "alice-secret")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
