@@ -24,8 +24,11 @@ type S3 struct {
 	Bucket string `yaml:"bucket"`
 	// Prefix puts every key under it (e.g. prod/), so that several wharf
 	// clusters can share a bucket.
-	Prefix    string `yaml:"prefix,omitempty"`
-	AccessKey string `yaml:"access_key"`
+	Prefix string `yaml:"prefix,omitempty"`
+	// AccessKey and the secret key sign requests. Both omitted: the AWS
+	// credential chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the
+	// shared credentials file, then an EC2, ECS or EKS role).
+	AccessKey string `yaml:"access_key,omitempty"`
 	// The secret key: set one of these three.
 	SecretKey     string `yaml:"secret_key,omitempty"`
 	SecretKeyEnv  string `yaml:"secret_key_env,omitempty"`
@@ -110,9 +113,6 @@ func (c *Config) validateCluster(add func(key, format string, args ...any)) {
 		if strings.HasPrefix(s.Prefix, "/") || strings.Contains(s.Prefix, "//") {
 			add("storage.s3.prefix", "%q must not start with / or contain //, e.g. prod/", s.Prefix)
 		}
-		if s.AccessKey == "" {
-			add("storage.s3.access_key", "set the access key the store gave wharf")
-		}
 		n := 0
 		for _, v := range []string{s.SecretKey, s.SecretKeyEnv, s.SecretKeyFile} {
 			if v != "" {
@@ -120,8 +120,10 @@ func (c *Config) validateCluster(add func(key, format string, args ...any)) {
 			}
 		}
 		switch {
-		case n == 0:
-			add("storage.s3", "set the secret key: secret_key, secret_key_env (the name of an environment variable) or secret_key_file")
+		case s.AccessKey == "" && n > 0:
+			add("storage.s3.access_key", "set the access key that goes with the secret key (or neither, for the AWS credential chain)")
+		case s.AccessKey != "" && n == 0:
+			add("storage.s3", "set the secret key: secret_key, secret_key_env (the name of an environment variable) or secret_key_file (or neither key, for the AWS credential chain)")
 		case n > 1:
 			add("storage.s3", "set only one of secret_key, secret_key_env and secret_key_file")
 		}

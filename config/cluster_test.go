@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -101,7 +102,7 @@ func TestClusterConfigErrors(t *testing.T) {
 		{"    bucket: wharf\n", "    bucket: Wharf_Bucket\n", "not a valid bucket name"},
 		{"endpoint: http://127.0.0.1:7070 ", "endpoint: 127.0.0.1:7070 ", "base URL"},
 		{"endpoint: http://127.0.0.1:7070 ", "endpoint: http://127.0.0.1:7070/wharf ", "bucket goes in bucket:"},
-		{"    access_key: KEY\n", "", "access key"},
+		{"    access_key: KEY\n", "", "set the access key that goes with the secret key"},
 		{"    secret_key: SECRET ", "    secret_key_env: X\n    secret_key: SECRET ", "only one of"},
 		{"    secret_key: SECRET ", "    #", "set the secret key"},
 		{"    prefix: prod/ ", "    prefix: /prod/ ", "must not start with /"},
@@ -119,6 +120,12 @@ func TestClusterConfigErrors(t *testing.T) {
 		if strings.Contains(err.Error(), ":pw@") {
 			t.Errorf("error shows the database password: %v", err)
 		}
+	}
+	// Neither key: the AWS credential chain.
+	y0 := strings.Replace(clusterContract, "    access_key: KEY\n", "", 1)
+	y0 = regexp.MustCompile(`(?m)^    secret_key: .*\n`).ReplaceAllString(y0, "")
+	if c, err := Parse([]byte(y0)); err != nil || c.Storage.S3.AccessKey != "" {
+		t.Errorf("no keys (the AWS credential chain): %v", err)
 	}
 	// Only the S3 half.
 	y := strings.Replace(clusterContract, "index:\n  postgres: postgres://wharf:pw@127.0.0.1:5432/wharf?sslmode=disable\n", "", 1)

@@ -102,6 +102,7 @@ func TestS3(t *testing.T) {
 		{"KeyLayout", testKeyLayout},
 		{"WalkReportsBadKeys", testWalkBad},
 		{"StartupErrors", testStartupErrors},
+		{"CredentialChain", testCredentialChain},
 		{"WrongDigestMultipart", testWrongDigestMultipart},
 		{"CancelMidPut", testCancelMidPut},
 		{"SweepUnfinished", testSweep},
@@ -548,4 +549,63 @@ func testEmptyAndSHA512(t *testing.T, e *server) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Walk = %v, want %v", got, want)
 	}
+}
+
+// refuseAll is a transport for a test that must not reach any metadata
+// service (169.254.169.254) whatever machine it runs on.
+type refuseAll struct{}
+
+func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("no network in this test")
+}
+
+// testCredentialChain: with neither key set, the store finds credentials
+// where the AWS SDKs look (environment, shared credentials file), and
+// says what to do when there are none.
+func testCredentialChain(t *testing.T, e *server) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "credentials"))
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(home, "config"))
+	for _, v := range []string{"AWS_ACCESS_KEY", "AWS_SECRET_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		t.Setenv(v, "")
+	}
+	noKeys := func() s3.Config {
+		cfg := e.config()
+		cfg.AccessKey, cfg.SecretKey = "", ""
+		return cfg
+	}
+	roundTrip := func(what string, cfg s3.Config) {
+		t.Helper()
+		s, err := s3.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		b := []byte(what)
+		if _, err := s.Put(context.Background(), oci.FromBytes(b), int64(len(b)), bytes.NewReader(b)); err != nil {
+			t.Fatalf("%s: put: %v", what, err)
+		}
+	}
+
+	t.Setenv("AWS_ACCESS_KEY_ID", e.g.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", e.g.SecretKey)
+	roundTrip("credentials from the environment", noKeys())
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	file := fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", e.g.AccessKey, e.g.SecretKey)
+	if err := os.WriteFile(filepath.Join(home, "credentials"), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip("credentials from the shared file", noKeys())
+
+	os.Remove(filepath.Join(home, "credentials"))
+	cfg := noKeys()
+	cfg.Transport = refuseAll{}
+	_, err := s3.New(context.Background(), cfg)
+	if !errors.Is(err, s3.ErrAccessDenied) || !strings.Contains(err.Error(), "found no credentials") || !strings.Contains(err.Error(), "set access_key and secret_key") {
+		t.Errorf("no credentials anywhere: %v", err)
+	}
+	t.Logf("no credentials anywhere: %v", err)
 }

@@ -147,9 +147,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if grace <= 0 {
 		grace = DefaultUploadGrace
 	}
+	creds, err := credentialsFor(cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := func(retries int) *minio.Options {
 		return &minio.Options{
-			Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+			Creds:        creds,
 			Secure:       secure,
 			Region:       cfg.Region,
 			BucketLookup: lookup,
@@ -177,6 +181,34 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// credentialsFor is cfg's static keys or, with neither set, the AWS
+// credential chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and
+// AWS_SESSION_TOKEN), the shared credentials and config files, then the
+// role of an EC2 instance, an ECS task or an EKS pod (IRSA). The chain
+// must find credentials now: anonymous requests would fail later with a
+// less helpful error.
+func credentialsFor(cfg Config) (*credentials.Credentials, error) {
+	if cfg.AccessKey != "" || cfg.SecretKey != "" {
+		return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), nil
+	}
+	client := &http.Client{Transport: cfg.Transport, Timeout: checkTimeout}
+	creds := credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.FileAWSCredentials{},
+		&credentials.IAM{Client: client, Region: cfg.Region},
+	})
+	v, err := creds.GetWithContext(&credentials.CredContext{Client: client})
+	if err == nil && v.AccessKeyID != "" {
+		return creds, nil
+	}
+	why := ""
+	if err != nil {
+		why = " (" + err.Error() + ")"
+	}
+	return nil, fmt.Errorf("%w: storage.s3.access_key is not set, and the AWS credential chain found no credentials%s: set access_key and secret_key, or give wharf AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a shared credentials file or an instance or pod role",
+		ErrAccessDenied, why)
 }
 
 // parseEndpoint splits Endpoint into what minio-go takes.
