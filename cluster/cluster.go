@@ -29,6 +29,7 @@ import (
 	"github.com/wharf-registry/wharf/cache"
 	"github.com/wharf-registry/wharf/cache/index"
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
+	"github.com/wharf-registry/wharf/metrics"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
@@ -58,6 +59,9 @@ type Options struct {
 	TTL time.Duration
 	// Poll is how often a replica waiting for a lease asks again (0: 250 ms).
 	Poll time.Duration
+	// Metrics counts fill sources, peer bytes, takeovers and forwarded
+	// uploads (nil: none).
+	Metrics *metrics.Cluster
 }
 
 // TokenHeader carries the cluster token on requests between replicas.
@@ -161,6 +165,7 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 		if body, size, ok := s.committed(ctx, offset); ok {
 			return body, size, nil
 		}
+		s.c.o.Metrics.FillStream("upstream")
 		return s.up.GetBlob(ctx, repo, digest, offset)
 	}
 	c := s.c
@@ -174,6 +179,7 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 			// Without the database no replica can say who fills: fetch
 			// rather than fail the pull; the digest check still holds.
 			c.log.Warn("cannot take the fill lease; fetching from the upstream anyway", "digest", digest, "err", err)
+			c.o.Metrics.FillStream("upstream")
 			return s.up.GetBlob(ctx, repo, digest, offset)
 		}
 		if won {
@@ -182,6 +188,7 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 				return body, size, nil
 			}
 			c.log.Debug("filling from the upstream for the cluster", "digest", digest, "offset", offset, "owner", s.owner)
+			c.o.Metrics.FillStream("upstream")
 			return s.up.GetBlob(ctx, repo, digest, offset)
 		}
 		pctx, cancel := context.WithCancel(ctx)
@@ -191,6 +198,7 @@ func (s *source) GetBlob(ctx context.Context, repo, digest string, offset int64)
 			s.followed = true
 			s.mu.Unlock()
 			c.log.Info("streaming a blob from the replica filling it", "digest", digest, "offset", offset, "peer", l.Addr)
+			c.o.Metrics.FillStream("peer")
 			return s.watch(body, cancel), size, nil
 		}
 		cancel()
@@ -236,6 +244,7 @@ func (s *source) watch(b io.ReadCloser, cancel context.CancelFunc) io.ReadCloser
 			if err == nil && won {
 				s.hold()
 				c.log.Warn("the replica this fill streams from stopped renewing its lease; taking the fill over", "digest", s.d)
+				c.o.Metrics.Takeover()
 				cancel()
 				return
 			}
@@ -373,6 +382,7 @@ func (s *source) committed(ctx context.Context, offset int64) (io.ReadCloser, in
 		}
 	}
 	s.c.log.Debug("blob committed by another replica; reading it from the store", "digest", s.d, "offset", offset)
+	s.c.o.Metrics.FillStream("store")
 	return b, size, true
 }
 
@@ -400,7 +410,7 @@ func (c *Coordinator) fromPeer(ctx context.Context, addr, digest string, offset 
 			size = n
 		}
 	}
-	return &peerBody{ReadCloser: resp.Body, addr: addr, digest: digest}, size, nil
+	return &peerBody{ReadCloser: resp.Body, addr: addr, digest: digest, m: c.o.Metrics}, size, nil
 }
 
 // peerBody makes a stream from a replica that breaks (the replica died)
@@ -408,10 +418,12 @@ func (c *Coordinator) fromPeer(ctx context.Context, addr, digest string, offset 
 type peerBody struct {
 	io.ReadCloser
 	addr, digest string
+	m            *metrics.Cluster
 }
 
 func (b *peerBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.m.PeerBytes(n)
 	if err != nil && err != io.EOF {
 		err = &upstream.Error{Kind: upstream.Unavailable, Op: "GET blob " + b.digest + " from replica " + b.addr, Message: err.Error(), Err: err}
 	}

@@ -43,6 +43,7 @@ func (c *Coordinator) ForwardUpload(w http.ResponseWriter, r *http.Request, owne
 		return err
 	}
 	if !ok {
+		c.o.Metrics.UploadForward("replica_gone")
 		return oci.Errorf(oci.CodeBlobUploadUnknown, "upload session is held by replica %s, which has stopped; start the push again", owner)
 	}
 	target, err := url.Parse(addr)
@@ -67,11 +68,15 @@ func (c *Coordinator) ForwardUpload(w http.ResponseWriter, r *http.Request, owne
 		},
 	}
 	rp.ServeHTTP(w, r)
+	if failed == nil {
+		c.o.Metrics.UploadForward("forwarded")
+	}
 	if failed != nil {
 		if errors.Is(failed, context.Canceled) {
 			return failed
 		}
 		c.log.Warn("forwarding an upload to the replica holding it failed", "replica", owner, "addr", addr, "err", failed)
+		c.o.Metrics.UploadForward("unreachable")
 		return oci.Errorf(oci.CodeUnavailable, "the replica holding this upload session (%s at %s) did not answer: %v; retry, or start the push again", owner, addr, failed)
 	}
 	return nil

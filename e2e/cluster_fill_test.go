@@ -287,6 +287,17 @@ func fillOnceAcross(t *testing.T, size int64, clients int, extra string) {
 	if n, _ := relay.Count(http.MethodGet, blobPath); n != 1 {
 		t.Errorf("warm GETs went to the origin (%d GETs)", n)
 	}
+	// /metrics says the same: one stream from the upstream in the whole
+	// cluster, and the other replicas received the blob from the filler.
+	var upstreams, peers, peerBytes float64
+	for _, r := range rs {
+		upstreams += clusterMetric(t, r, `wharf_cluster_fill_streams_total{source="upstream"}`)
+		peers += clusterMetric(t, r, `wharf_cluster_fill_streams_total{source="peer"}`)
+		peerBytes += clusterMetric(t, r, "wharf_cluster_peer_bytes_total")
+	}
+	if upstreams != 1 || peers < 1 || peerBytes < float64(layerSize) {
+		t.Errorf("cluster metrics: %v upstream and %v peer streams, %v bytes from peers; want 1, at least 1, at least %d", upstreams, peers, peerBytes, layerSize)
+	}
 }
 
 // TestClusterFillerKilledMidFill: the replica filling a blob for the

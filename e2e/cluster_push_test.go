@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -111,6 +112,16 @@ func pushWithoutAffinity(t *testing.T, tlsOn bool) {
 	t.Logf("requests through the front: %v", reqs)
 	if reqs[r1.URL]["PATCH"] == 0 || reqs[r2.URL]["PATCH"] == 0 {
 		t.Errorf("the PATCHes did not reach both replicas (%v): nothing was forwarded", reqs)
+	}
+	if n := clusterMetric(t, r1, `wharf_cluster_upload_forwards_total{result="forwarded"}`) +
+		clusterMetric(t, r2, `wharf_cluster_upload_forwards_total{result="forwarded"}`); n == 0 {
+		t.Error("wharf_cluster_upload_forwards_total counts no forwarded request")
+	}
+	// Each replica's next heartbeat counts both.
+	for deadline := time.Now().Add(time.Minute); clusterMetric(t, r1, "wharf_cluster_replicas") != 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("wharf_cluster_replicas never reached 2 on replica 1")
+		}
 	}
 
 	// A chunked upload by hand: every step on the other replica from the

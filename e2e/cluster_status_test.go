@@ -3,9 +3,12 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +84,31 @@ func TestClusterStatusReplicas(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Replicas (1 seen in the last 30s)") || strings.Contains(out, r2.URL) {
 		t.Errorf("wharf status after the kill (%v):\n%s", err, out)
 	}
+}
+
+// clusterMetric reads one series of replica r's /metrics (0 when absent),
+// over TLS too, whatever its certificate.
+func clusterMetric(t *testing.T, r *harness.Wharf, series string) float64 {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a replica's own CA
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(r.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d %v", r.URL, resp.StatusCode, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", series, v, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

@@ -36,6 +36,7 @@ type Metrics struct {
 	auth     *prometheus.CounterVec
 	up       upstreamVecs
 	state    *stateCollector
+	cluster  clusterOnce
 
 	// Series found once, then reused on the request path.
 	reqTable requestTable

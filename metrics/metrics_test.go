@@ -34,6 +34,12 @@ func exercise(m *Metrics) {
 	u.Request("blob", "GET", 0, time.Second)
 	u.Error("blob", "timeout")
 	u.Fetched(60)
+	c := m.Cluster()
+	c.FillStream("peer")
+	c.PeerBytes(4096)
+	c.Takeover()
+	c.UploadForward("forwarded")
+	c.Replicas(3)
 	m.SetState(func() State {
 		return State{
 			RateLimits:   []RateLimit{{Upstream: "hub", Limit: 100, Remaining: 76, Window: 6 * time.Hour}},
@@ -54,6 +60,17 @@ func scrape(t testing.TB, m *Metrics) string {
 	}
 	b, _ := io.ReadAll(rec.Body)
 	return string(b)
+}
+
+// A single box shows no cluster series.
+func TestClusterSeriesOnlyWhenUsed(t *testing.T) {
+	if out := scrape(t, New("1")); strings.Contains(out, "wharf_cluster_") {
+		t.Error("cluster series without cluster mode")
+	}
+	m := New("1")
+	if m.Cluster() != m.Cluster() {
+		t.Error("Cluster registers twice")
+	}
 }
 
 func TestNilMetricsIsSafe(t *testing.T) {
@@ -106,6 +123,13 @@ func TestExposition(t *testing.T) {
 		`wharf_cache_budget_bytes 1.073741824e+10`,
 		`wharf_index_entries{type="manifest"} 1`,
 		`wharf_uploads_in_progress 0`,
+		`wharf_cluster_fill_streams_total{source="peer"} 1`,
+		`wharf_cluster_fill_streams_total{source="upstream"} 0`,
+		`wharf_cluster_peer_bytes_total 4096`,
+		`wharf_cluster_fill_takeovers_total 1`,
+		`wharf_cluster_upload_forwards_total{result="forwarded"} 1`,
+		`wharf_cluster_upload_forwards_total{result="replica_gone"} 0`,
+		`wharf_cluster_replicas 3`,
 		`go_goroutines `,
 		`process_start_time_seconds `,
 	} {

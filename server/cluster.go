@@ -83,7 +83,7 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("index.postgres: %w", err)
 	}
-	s.coord = cluster.New(cluster.Options{Leases: idx, Index: idx, Store: staged, Token: tok, Logger: s.log})
+	s.coord = cluster.New(cluster.Options{Leases: idx, Index: idx, Store: staged, Token: tok, Logger: s.log, Metrics: s.metrics.Cluster()})
 	s.tokenKey = cluster.TokenSigningKey(tok)
 	// A write of a digest on one replica and its deletion by GC or
 	// eviction on another never interleave.

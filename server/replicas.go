@@ -71,6 +71,10 @@ func (s *Server) beat(reg replicaRegistry, me pgindex.Replica) {
 	defer cancel()
 	if err := reg.Heartbeat(ctx, me); err != nil {
 		s.log.Warn("replica heartbeat failed; wharf status on other replicas may not list this one", "err", err)
+		return
+	}
+	if rs, err := reg.Replicas(ctx, replicaAlive); err == nil {
+		s.metrics.Cluster().Replicas(len(rs))
 	}
 }
 
