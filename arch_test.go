@@ -36,7 +36,7 @@ var layers = [][]string{
 var fyneAllowed = map[string]bool{"gui": true, "cmd/wharf-desktop": true}
 
 // Test-support packages may import anything; nothing may import them.
-var testOnly = map[string]bool{"e2e": true, "e2e/harness": true, "e2e/officebox": true, "storage/storagetest": true, "cache/index/indextest": true}
+var testOnly = map[string]bool{"e2e": true, "e2e/harness": true, "e2e/officebox": true, "storage/storagetest": true, "cache/index/indextest": true, "internal/testclock": true}
 
 func TestImportDirection(t *testing.T) {
 	level := map[string]int{}

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/internal/testclock"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
 	"github.com/wharf-registry/wharf/upstream"
@@ -121,23 +122,6 @@ func (o *manifestOrigin) push(t *testing.T, repoTag string) (oci.Digest, []byte)
 	return oci.FromBytes(raw), raw
 }
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type logBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -159,7 +143,7 @@ const testTTL = time.Minute
 
 // newFlightProxy is a Proxy of the origin with a clock the test turns and
 // its log in logs.
-func newFlightProxy(t *testing.T, o *manifestOrigin) (*Proxy, *testClock, *logBuf) {
+func newFlightProxy(t *testing.T, o *manifestOrigin) (*Proxy, *testclock.Clock, *logBuf) {
 	t.Helper()
 	store, err := storage.Open(t.TempDir())
 	if err != nil {
@@ -173,7 +157,7 @@ func newFlightProxy(t *testing.T, o *manifestOrigin) (*Proxy, *testClock, *logBu
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &testClock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 	logs := &logBuf{}
 	p := New(Options{Name: "hub", Upstream: up, Store: store, Index: idx, TagTTL: testTTL, Now: clk.Now,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -318,7 +302,7 @@ func TestManifestFlightExpiredTag(t *testing.T) {
 	noHead := func(int) bool { return false }
 
 	t.Run("unchanged", func(t *testing.T) {
-		clk.advance(2 * testTTL)
+		clk.Advance(2 * testTTL)
 		release := o.hold(t)
 		all := flightJoined(p, "tag", waiters)
 		done := runClients(waiters, get)
@@ -331,7 +315,7 @@ func TestManifestFlightExpiredTag(t *testing.T) {
 
 	t.Run("moved", func(t *testing.T) {
 		d2, raw2 := o.push(t, "library/app:1")
-		clk.advance(2 * testTTL)
+		clk.Advance(2 * testTTL)
 		release := o.hold(t)
 		all := flightJoined(p, "tag", waiters)
 		done := runClients(waiters, get)
@@ -413,7 +397,7 @@ func TestManifestFlightFailure(t *testing.T) {
 		if _, err := get(1); err != nil {
 			t.Fatal(err)
 		}
-		clk.advance(2 * testTTL)
+		clk.Advance(2 * testTTL)
 		o.setFail(http.StatusServiceUnavailable)
 		release := o.hold(t)
 		all := flightJoined(p, "tag", waiters)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index"
+	"github.com/wharf-registry/wharf/internal/testclock"
 	"github.com/wharf-registry/wharf/oci"
 	"github.com/wharf-registry/wharf/storage"
 )
@@ -28,30 +29,12 @@ const (
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable clock for the Service.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	t     *testing.T
 	s     *Service
 	store *storage.Store
 	idx   index.Index
-	clk   *clock
+	clk   *testclock.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -65,8 +48,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx.Close() })
-	f := &fixture{t: t, s: New(store, idx, nil), store: store, idx: idx, clk: &clock{t: t0}}
-	f.s.now = f.clk.now
+	f := &fixture{t: t, s: New(store, idx, nil), store: store, idx: idx, clk: testclock.New(t0)}
+	f.s.now = f.clk.Now
 	return f
 }
 
@@ -156,7 +139,7 @@ func (f *fixture) proxied(proxy, repo, content string) oci.Digest {
 	if _, err := f.store.Put(context.Background(), d, int64(len(b)), bytes.NewReader(b)); err != nil {
 		f.t.Fatal(err)
 	}
-	now := f.clk.now()
+	now := f.clk.Now()
 	err := f.idx.Update(context.Background(), func(tx index.Txn) error {
 		if _, err := tx.Blob(d); errors.Is(err, index.ErrNotFound) {
 			if err := tx.PutBlob(index.BlobRecord{Digest: d, Size: int64(len(b)), Created: now, LastAccess: now, Origin: proxy}); err != nil {
@@ -432,7 +415,7 @@ func makeGarbage(f *fixture) garbage {
 	if err := f.s.DeleteManifest(ctx, "team/c", oci.Reference{Tag: "v1"}); err != nil {
 		f.t.Fatal(err)
 	}
-	f.clk.advance(2 * time.Hour)
+	f.clk.Advance(2 * time.Hour)
 	g.fresh = f.blob("team/a", "pushed a moment ago").Digest
 
 	shared := a1blobs[1]
@@ -522,7 +505,7 @@ func TestGCFreesExactlyWhatNothingReferences(t *testing.T) {
 	if again := f.gc(GCOptions{Grace: time.Hour, Proxies: []string{"hub"}}); again.BlobsFreed+again.LinksRemoved+again.ReturnedToCache != 0 {
 		t.Errorf("second run: %+v", again)
 	}
-	f.clk.advance(2 * time.Hour)
+	f.clk.Advance(2 * time.Hour)
 	if later := f.gc(GCOptions{Grace: time.Hour, Proxies: []string{"hub"}}); later.BlobsFreed != 1 || later.Freed[0].Digest != g.fresh {
 		t.Errorf("after the grace period: %+v", later)
 	}
@@ -555,11 +538,11 @@ func TestGCGrace(t *testing.T) {
 	if err := f.s.DeleteBlob(ctx, "team/a", y); err != nil {
 		t.Fatal(err)
 	}
-	f.clk.advance(30 * time.Minute)
+	f.clk.Advance(30 * time.Minute)
 	if rep := f.gc(GCOptions{}); rep.Grace != DefaultGrace || rep.BlobsFreed+rep.LinksRemoved != 0 {
 		t.Errorf("within the default grace: %+v", rep)
 	}
-	f.clk.advance(45 * time.Minute)
+	f.clk.Advance(45 * time.Minute)
 	// Using a blob again restarts its grace period: uploading y again,
 	// mounting x into another repository.
 	if err := f.s.PutBlob(ctx, "team/b", y, 1, strings.NewReader("y")); err != nil {
@@ -571,7 +554,7 @@ func TestGCGrace(t *testing.T) {
 	if rep := f.gc(GCOptions{}); rep.BlobsFreed+rep.LinksRemoved != 0 {
 		t.Errorf("used again within the grace period: %+v", rep)
 	}
-	f.clk.advance(2 * time.Hour)
+	f.clk.Advance(2 * time.Hour)
 	rep := f.gc(GCOptions{})
 	if rep.BlobsFreed != 2 || rep.LinksRemoved != 3 {
 		t.Errorf("after the grace period: %+v", rep)
@@ -581,7 +564,7 @@ func TestGCGrace(t *testing.T) {
 	if rep := f.gc(GCOptions{Grace: -1}); rep.Grace != 0 || rep.BlobsFreed != 0 || rep.LinksRemoved != 0 {
 		t.Errorf("grace -1 with the clock standing still: %+v", rep)
 	}
-	f.clk.advance(time.Nanosecond)
+	f.clk.Advance(time.Nanosecond)
 	if rep := f.gc(GCOptions{Grace: -1}); rep.BlobsFreed != 1 || f.present(z) {
 		t.Errorf("no grace: %+v", rep)
 	}
@@ -600,7 +583,7 @@ func TestHostedPushTakesProxiedBlobFromCache(t *testing.T) {
 	if err := f.s.DeleteBlob(context.Background(), "team/a", d); err != nil {
 		t.Fatal(err)
 	}
-	f.clk.advance(2 * time.Hour)
+	f.clk.Advance(2 * time.Hour)
 	if rep := f.gc(GCOptions{Proxies: []string{"hub"}}); rep.ReturnedToCache != 1 || rep.BlobsFreed != 0 || f.record(d).Origin != "hub" {
 		t.Errorf("%+v; record %+v", rep, f.record(d))
 	}
@@ -612,7 +595,7 @@ func TestGCLeavesManifestsWithUnreadableManifestsAlone(t *testing.T) {
 	a, _ := f.image("team/a", "v1", "l1")
 	orphan := f.blob("team/b", "orphan").Digest
 	f.store.Delete(a) // the manifest's bytes are lost
-	f.clk.advance(2 * time.Hour)
+	f.clk.Advance(2 * time.Hour)
 	rep := f.gc(GCOptions{})
 	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], string(a)) || rep.BlobsFreed != 0 {
 		t.Errorf("%+v", rep)
@@ -638,8 +621,8 @@ func TestGCKeepsWhatAPushReferencedAfterTheMark(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.blob("team/a", "config")
 	l := f.blob("team/a", "layer")
-	f.clk.advance(2 * time.Hour)
-	p, err := f.s.plan(nil, f.clk.now().Add(-time.Hour))
+	f.clk.Advance(2 * time.Hour)
+	p, err := f.s.plan(nil, f.clk.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,7 +651,7 @@ func TestGCDeleteDuringPushTransactionFailsThePush(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.blob("team/a", "config")
 	l := f.blob("team/a", "layer")
-	f.clk.advance(2 * time.Hour)
+	f.clk.Advance(2 * time.Hour)
 	m, err := oci.ParseManifest(oci.MediaTypeOCIManifest, imageManifest(cfg, l))
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func TestEvictionKeepsBudgetInLRUOrder(t *testing.T) {
 		imgs[name] = img
 	}
 	clock := newTestClock()
-	s := start(t, proxyConfig(t, o.URL, "cache:\n  max_size: 3MiB\n  high_watermark: 0.9\n  low_watermark: 0.6"), clock.option())
+	s := start(t, proxyConfig(t, o.URL, "cache:\n  max_size: 3MiB\n  high_watermark: 0.9\n  low_watermark: 0.6"), withClock(clock))
 	budget := int64(3 << 20)
 
 	// Each image is read a minute after the one before: the LRU order is
@@ -126,7 +126,7 @@ func TestEvictUnusedFor(t *testing.T) {
 	img, _ := random.Image(64<<10, 2)
 	o.push(t, "library/old:1", img)
 	clock := newTestClock()
-	s := start(t, proxyConfig(t, o.URL, ""), clock.option())
+	s := start(t, proxyConfig(t, o.URL, ""), withClock(clock))
 	pullLayers(t, s, "library/old:1")
 	waitIdle(t, s) // blobs being committed are in use, never evicted
 	if err := s.Lifecycle().Flush(context.Background()); err != nil {
@@ -167,7 +167,7 @@ cache:
   low_watermark: 0.6
   proxies:
     small:
-      max_size: 2MiB`, small.URL)), clock.option())
+      max_size: 2MiB`, small.URL)), withClock(clock))
 	budget := int64(2 << 20)
 	usage := func(origin string) int64 {
 		st, err := s.CacheStats()

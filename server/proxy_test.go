@@ -386,7 +386,7 @@ func TestProxyServesStaleWhenOriginDown(t *testing.T) {
 	img, _ := random.Image(1024, 1)
 	o.push(t, "library/stale:1", img)
 	clock := newTestClock()
-	s := start(t, proxyConfig(t, o.URL, "    tag_ttl: 1h"), clock.option())
+	s := start(t, proxyConfig(t, o.URL, "    tag_ttl: 1h"), withClock(clock))
 	if _, err := remote.Image(ref(t, s, "stale:1")); err != nil {
 		t.Fatal(err)
 	}
