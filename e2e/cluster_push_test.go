@@ -129,23 +129,7 @@ func pushWithoutAffinity(t *testing.T, tlsOn bool) {
 	tok := bearer(t, http.DefaultClient, front.URL, "team/chunked")
 	do := func(method, url string, body []byte, hdr ...string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, url, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		if body == nil {
-			req.Body, req.ContentLength = nil, 0
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return send(t, http.DefaultClient, tok, method, url, body, hdr...)
 	}
 	blob := make([]byte, 3<<20+12345)
 	rand.Read(blob)
@@ -218,6 +202,34 @@ func pushWithoutAffinity(t *testing.T, tlsOn bool) {
 		dockerPushWithoutAffinity(t, front, alice)
 	}
 
+	// A replica restarted on its data dir keeps the sessions it holds:
+	// the rest of the push completes, whichever replica it reaches.
+	tok = bearer(t, direct, r1.URL, "team/restarted")
+	resp = send(t, direct, tok, "POST", r1.URL+"/v2/team/restarted/blobs/uploads/", nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST upload on replica 1: %s", resp.Status)
+	}
+	path := resp.Header.Get("Location")
+	resp = send(t, direct, tok, "PATCH", r1.URL+path, blob[:chunk], "Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("0-%d", chunk-1))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("PATCH on replica 1: %s", resp.Status)
+	}
+	if err := r1.Stop(); err != nil {
+		t.Fatalf("stopping replica 1: %v", err)
+	}
+	r1 = r1.Restart(t)
+	resp = send(t, direct, tok, "PATCH", r2.URL+path, blob[chunk:2*chunk], "Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("%d-%d", chunk, 2*chunk-1))
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Range") != fmt.Sprintf("0-%d", 2*chunk-1) {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("PATCH through replica 2 after replica 1 restarted: %s, Range %q %s", resp.Status, resp.Header.Get("Range"), b)
+	}
+	resp = send(t, direct, tok, "PUT", r1.URL+path+"?digest="+dg, blob[2*chunk:], "Content-Type", "application/octet-stream",
+		"Content-Range", fmt.Sprintf("%d-%d", 2*chunk, len(blob)-1))
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("PUT on the restarted replica: %s %s", resp.Status, b)
+	}
+
 	// A session held by a replica that stopped: the client is told to
 	// start again, not left with a 500 or a hang.
 	tok = bearer(t, direct, r2.URL, "team/gone")
@@ -281,6 +293,29 @@ func dockerPushWithoutAffinity(t *testing.T, front *harness.HTTPRoundRobin, alic
 	if d := digest(t, pushed).String(); !strings.Contains(pushOut, "digest: "+d) {
 		t.Errorf("docker push printed another digest than the %s read back:\n%s", d, pushOut)
 	}
+}
+
+// send sends one request with a bearer token and headers (name, value…);
+// the body is closed when the test ends.
+func send(t *testing.T, client *http.Client, tok, method, url string, body []byte, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if body == nil {
+		req.Body, req.ContentLength = nil, 0
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
 
 // bearer logs alice in at base and returns a push and pull token for repo.

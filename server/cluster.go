@@ -64,7 +64,11 @@ func (s *Server) openCluster(ctx context.Context, dir string) error {
 	}
 	s.idx = idx
 	s.leader = idx.NewLeader(pgindex.LeaderHousekeeping, leaderInterval)
-	s.replicas, s.replicaID, s.locks = idx, newReplicaID(), idx
+	id, err := replicaID(dir)
+	if err != nil {
+		return err
+	}
+	s.replicas, s.replicaID, s.locks = idx, id, idx
 	staged, err := storage.NewStaged(filepath.Join(dir, "scratch"), remote)
 	if err != nil {
 		return fmt.Errorf("scratch area for fills and uploads: %w", err)

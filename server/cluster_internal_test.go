@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -31,5 +32,25 @@ func TestAdvertise(t *testing.T) {
 	s.cfg.Cluster.Advertise = "https://10.0.0.5:5000"
 	if got := s.advertise(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5001}); got != "https://10.0.0.5:5000" {
 		t.Errorf("with cluster.advertise: %q", got)
+	}
+}
+
+// A replica restarted on its data dir keeps its id (its upload sessions
+// stay its own); another data dir is another replica.
+func TestReplicaIDKept(t *testing.T) {
+	dir := t.TempDir()
+	a, err := replicaID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := replicaID(dir); err != nil || b != a {
+		t.Errorf("restarted: %q, %v; want %q", b, err, a)
+	}
+	if c, err := replicaID(t.TempDir()); err != nil || c == a {
+		t.Errorf("another data dir: %q, %v; want an id other than %q", c, err, a)
+	}
+	host, _ := os.Hostname()
+	if !strings.HasPrefix(a, host+"-") {
+		t.Errorf("id %q does not start with the host name %q", a, host)
 	}
 }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/wharf-registry/wharf/cache/index/pgindex"
+	"github.com/wharf-registry/wharf/internal/atomicfile"
 	"github.com/wharf-registry/wharf/oci"
 )
 
@@ -38,17 +43,32 @@ type ReplicaReport struct {
 	Self bool `json:"self,omitempty"`
 }
 
-// newReplicaID names this process among the replicas: the host name
-// (a pod's name on Kubernetes) and a random suffix, since a restarted
-// replica is a new process.
-func newReplicaID() string {
+// replicaID names this replica among the others: the host name (a pod's
+// name on Kubernetes) and a random suffix kept in the data dir, so that
+// a replica restarted on the same scratch area is the same replica: the
+// upload sessions it holds there stay its own, and its heartbeat row is
+// taken up again. A data dir copied to another host gets a new name
+// there with the host's.
+func replicaID(dataDir string) (string, error) {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "wharf"
 	}
-	var b [4]byte
-	rand.Read(b[:])
-	return host + "-" + hex.EncodeToString(b[:])
+	p := filepath.Join(dataDir, "replica-id")
+	b, err := os.ReadFile(p)
+	suffix := strings.TrimSpace(string(b))
+	if err != nil || len(suffix) != 8 {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("reading this replica's id: %w", err)
+		}
+		var r [4]byte
+		rand.Read(r[:])
+		suffix = hex.EncodeToString(r[:])
+		if err := atomicfile.Write(p, []byte(suffix+"\n"), 0o644); err != nil {
+			return "", fmt.Errorf("saving this replica's id: %w", err)
+		}
+	}
+	return host + "-" + suffix, nil
 }
 
 // replicaAddr finds a replica alive (seen in the last replicaAlive) and
