@@ -334,15 +334,22 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d oci.Digest, size i
 
 // ExpireUploads drops sessions older than maxAge so abandoned pushes do
 // not fill the disk. With orphans set (only at start, before serving) it
-// also removes data files that have no session.
+// also removes data files that have no session. In cluster mode a
+// session another replica holds is left to that replica, which removes
+// its data file with it, until twice maxAge: by then its replica is gone
+// for good, and only the record is left to drop.
 func (s *Service) ExpireUploads(ctx context.Context, maxAge time.Duration, orphans bool) (int, error) {
-	cutoff := s.now().Add(-maxAge)
+	now := s.now()
 	var old []string
 	known := map[string]bool{}
 	err := s.idx.View(func(tx index.Txn) error {
 		return tx.EachUpload(func(r index.UploadRecord) error {
 			known[r.ID] = true
-			if r.Started.Before(cutoff) {
+			age := maxAge
+			if r.Owner != s.owner {
+				age = 2 * maxAge
+			}
+			if r.Started.Before(now.Add(-age)) {
 				old = append(old, r.ID)
 			}
 			return nil
