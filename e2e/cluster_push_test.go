@@ -97,8 +97,8 @@ func pushWithoutAffinity(t *testing.T, tlsOn bool) {
 		return harness.PullImageHTTPS(t, r.Addr+"/"+repoTag, ca, "", "HTTP/2.0", alice)
 	}
 
-	// go-containerregistry: POST, PATCH and PUT of each blob alternate
-	// between the replicas.
+	// go-containerregistry: the POST, PATCH and PUT of each blob land on
+	// either replica.
 	img := harness.RandomImage(t, harness.ImageSpec{Layers: 3, LayerSize: 1 << 20})
 	ref := front.Addr + "/team/app:1"
 	if err := remote.Write(harness.Ref(t, ref), img, alice); err != nil {
