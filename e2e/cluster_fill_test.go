@@ -205,6 +205,27 @@ func TestClusterFillOnceOverTLS(t *testing.T) {
 	fillOnceAcross(t, 16<<20, 6, "tls:\n  mode: self-signed\n")
 }
 
+// fetchAcross starts clients GETs of layer spread over the replicas rs
+// and returns once every client has its first bytes (or failed); wait
+// waits for the GETs to end and returns what each client got.
+func fetchAcross(t *testing.T, rs []*harness.Wharf, layer v1.Hash, clients int) (wait func() []fetchResult) {
+	t.Helper()
+	var firsts, wg sync.WaitGroup
+	firsts.Add(clients)
+	results := make([]fetchResult, clients)
+	for i := range clients {
+		wg.Go(func() {
+			var once sync.Once
+			results[i] = fetchFirst(t.Context(), blobURL(rs[i%len(rs)], "library/big", layer), 3*time.Minute, func() { once.Do(firsts.Done) })
+			once.Do(firsts.Done) // a client that failed must not hang the test
+		})
+	}
+	allFirst := make(chan struct{})
+	go func() { firsts.Wait(); close(allFirst) }()
+	waitClosed(t, allFirst, "every client's first bytes")
+	return func() []fetchResult { wg.Wait(); return results }
+}
+
 // fillOnceAcross has clients GET one uncached blob of size bytes over
 // three replicas (config extra added to each) at once, with the origin
 // holding back the body past gateAt until every client has bytes.
@@ -222,21 +243,8 @@ func fillOnceAcross(t *testing.T, size int64, clients int, extra string) {
 		}
 	}()
 
-	var firsts sync.WaitGroup
-	firsts.Add(clients)
-	results := make([]fetchResult, clients)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range clients {
-		wg.Go(func() {
-			var once sync.Once
-			results[i] = fetchFirst(t.Context(), blobURL(rs[i%len(rs)], "library/big", layer), 3*time.Minute, func() { once.Do(firsts.Done) })
-			once.Do(firsts.Done) // a client that failed must not hang the test
-		})
-	}
-	allFirst := make(chan struct{})
-	go func() { firsts.Wait(); close(allFirst) }()
-	waitClosed(t, allFirst, "every client's first bytes")
+	wait := fetchAcross(t, rs, layer, clients)
 	firstAt := time.Since(start)
 	// The relay records a request when its response ended: none has, so
 	// every client had bytes while the origin still held most of the body.
@@ -248,7 +256,7 @@ func fillOnceAcross(t *testing.T, size int64, clients int, extra string) {
 	}
 	filler := leaseHolder(t, c, rs, layer)
 	close(release)
-	wg.Wait()
+	results := wait()
 	elapsed := time.Since(start)
 
 	ok := checkResults(t, results, layer, layerSize, nil)
@@ -326,20 +334,7 @@ func TestClusterFillerKilledMidFill(t *testing.T) {
 		}
 	}()
 
-	var firsts sync.WaitGroup
-	firsts.Add(clients)
-	results := make([]fetchResult, clients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Go(func() {
-			var once sync.Once
-			results[i] = fetchFirst(t.Context(), blobURL(rs[i%len(rs)], "library/big", layer), 3*time.Minute, func() { once.Do(firsts.Done) })
-			once.Do(firsts.Done)
-		})
-	}
-	allFirst := make(chan struct{})
-	go func() { firsts.Wait(); close(allFirst) }()
-	waitClosed(t, allFirst, "every client's first bytes")
+	wait := fetchAcross(t, rs, layer, clients)
 	filler := leaseHolder(t, c, rs, layer)
 	fillerIdx := -1
 	for i, r := range rs {
@@ -380,7 +375,7 @@ func TestClusterFillerKilledMidFill(t *testing.T) {
 		t.Errorf("the bucket has an object for %s before the fill resumed: %v", layer, err)
 	}
 	close(release)
-	wg.Wait()
+	results := wait()
 
 	ok := checkResults(t, results, layer, layerSize, func(i int) bool { return i%len(rs) == fillerIdx })
 	// The relay records a GET a moment after wharf read its last byte:
