@@ -8,6 +8,10 @@ import (
 	"github.com/wharf-registry/wharf/oci"
 )
 
+// ErrReadOnly is a write in View's read-only transaction (wrapped, with
+// the operation that tried it).
+var ErrReadOnly = errors.New("write in a read-only transaction")
+
 // Index is wharf's metadata: blob records, per-repository links,
 // manifests, tags, referrers, upload sessions, pins and the LRU order of
 // cached blobs. Hosted, cache, eviction, GC and reconcile work through

@@ -41,6 +41,9 @@ func fail(err error, format string, args ...any) error {
 	if errors.Is(err, ErrNotFound) {
 		return err
 	}
+	if errors.Is(err, badger.ErrReadOnlyTxn) {
+		err = ErrReadOnly // what PostgreSQL's index says too
+	}
 	if _, ok := errors.AsType[*opError](err); ok {
 		return err
 	}

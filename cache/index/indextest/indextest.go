@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"EvictBlobs", testEvictBlobs},
 		{"EvictAfterChanges", testEvictAfterChanges},
 		{"EvictBatches", testEvictBatches},
+		{"ErrorsSayWhatFailed", testErrorsSayWhatFailed},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
@@ -962,5 +964,60 @@ func testEvictBatches(t *testing.T, open Opener) {
 	})
 	if u := usageOf(t, x, "hub"); u.Count != 5 {
 		t.Errorf("usage = %+v, want 5 blobs", u)
+	}
+}
+
+// testErrorsSayWhatFailed: a failed operation says what it was and on
+// which records, once, and keeps the cause for errors.Is (here a write
+// in View's read-only transaction, which leaves it usable); a missing
+// record is the bare ErrNotFound.
+func testErrorsSayWhatFailed(t *testing.T, open Opener) {
+	x := open(t)
+	d := Digest(7)
+	tests := []struct {
+		name string
+		op   func(tx index.Txn) error
+		want string
+	}{
+		{"link", func(tx index.Txn) error { return tx.LinkBlob("team/app", d) }, "index: link " + string(d) + " into team/app: "},
+		{"unlink", func(tx index.Txn) error { return tx.UnlinkBlob("team/app", d) }, "index: unlink " + string(d) + " from team/app: "},
+		{"put blob", func(tx index.Txn) error { return tx.PutBlob(index.BlobRecord{Digest: d, Origin: "hub"}) }, "index: put blob " + string(d) + ": "},
+		{"put manifest", func(tx index.Txn) error { return tx.PutManifest("team/app", index.ManifestRecord{Digest: d}) }, "index: put manifest " + string(d) + " in team/app: "},
+		{"tag", func(tx index.Txn) error { return tx.SetTag("team/app", "v1", d) }, "index: tag " + string(d) + " as team/app:v1: "},
+		{"pin", func(tx index.Txn) error { return tx.Pin(d, "hub/x:1") }, "index: pin " + string(d) + " (hub/x:1): "},
+		{"upload", func(tx index.Txn) error { return tx.PutUpload(index.UploadRecord{ID: "u1"}) }, "index: put upload u1: "},
+	}
+	for _, tt := range tests {
+		err := x.View(func(tx index.Txn) error {
+			err := tt.op(tx)
+			if _, err := tx.Blob(d); !errors.Is(err, index.ErrNotFound) { // still usable
+				t.Errorf("%s: a read after the failed write: %v", tt.name, err)
+			}
+			return err
+		})
+		if !errors.Is(err, index.ErrReadOnly) || !strings.HasPrefix(err.Error(), tt.want) || strings.Count(err.Error(), "index:") != 1 {
+			t.Errorf("%s: %v, want %q… wrapping ErrReadOnly, saying index: once", tt.name, err, tt.want)
+		}
+	}
+	view(t, x, func(tx index.Txn) error {
+		if _, err := tx.Blob(d); err != index.ErrNotFound {
+			t.Errorf("Blob(missing) = %v, want the bare ErrNotFound", err)
+		}
+		if _, err := tx.Manifest("team/app", d); err != index.ErrNotFound {
+			t.Errorf("Manifest(missing) = %v, want the bare ErrNotFound", err)
+		}
+		if _, err := tx.Tag("team/app", "v1"); err != index.ErrNotFound {
+			t.Errorf("Tag(missing) = %v, want the bare ErrNotFound", err)
+		}
+		if _, err := tx.Upload("u1"); err != index.ErrNotFound {
+			t.Errorf("Upload(missing) = %v, want the bare ErrNotFound", err)
+		}
+		if _, err := tx.TagChecked("team/app", "v1"); err != index.ErrNotFound {
+			t.Errorf("TagChecked(missing) = %v, want the bare ErrNotFound", err)
+		}
+		return nil
+	})
+	if err := x.Update(context.Background(), func(tx index.Txn) error { return tx.DeleteManifest("team/app", d) }); err != index.ErrNotFound {
+		t.Errorf("DeleteManifest(missing) = %v, want the bare ErrNotFound", err)
 	}
 }

@@ -3,7 +3,6 @@ package pgindex
 import (
 	"context"
 	"encoding/json"
-	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,7 +36,7 @@ type Txn struct {
 
 // errReadOnly is a write in View. It is found before anything is sent,
 // so the transaction stays usable, as Badger's does.
-var errReadOnly = errors.New("write in a read-only transaction")
+var errReadOnly = index.ErrReadOnly
 
 // pageSize is how many rows the Each methods read per statement. They
 // read a page, close it, then call fn for its rows: fn may use the
