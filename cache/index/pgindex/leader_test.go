@@ -20,9 +20,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// One of two replicas leads; when it steps down (its connection closes)
-// the other takes over at its next try.
-func TestLeader(t *testing.T) {
+// twoReplicas opens two indexes (two replicas' pools) on one fresh
+// database.
+func twoReplicas(t *testing.T) []*pgindex.Index {
+	t.Helper()
 	url := newDB(t)
 	var xs []*pgindex.Index
 	for range 2 {
@@ -33,6 +34,13 @@ func TestLeader(t *testing.T) {
 		t.Cleanup(func() { x.Close() })
 		xs = append(xs, x)
 	}
+	return xs
+}
+
+// One of two replicas leads; when it steps down (its connection closes)
+// the other takes over at its next try.
+func TestLeader(t *testing.T) {
+	xs := twoReplicas(t)
 	const key = 4242
 	a := xs[0].NewLeader(key, 20*time.Millisecond)
 	waitFor(t, "the first to lead", a.Leading)
@@ -79,16 +87,7 @@ func TestReplicas(t *testing.T) {
 
 // TryLock: one holder at a time, across pools; release lets the next in.
 func TestTryLock(t *testing.T) {
-	url := newDB(t)
-	var xs []*pgindex.Index
-	for range 2 {
-		x, err := pgindex.Open(context.Background(), url, pgindex.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { x.Close() })
-		xs = append(xs, x)
-	}
+	xs := twoReplicas(t)
 	ctx := context.Background()
 	release, ok, err := xs[0].TryLock(ctx, pgindex.LockGC)
 	if err != nil || !ok {
