@@ -68,18 +68,16 @@ func (c *Coordinator) ForwardUpload(w http.ResponseWriter, r *http.Request, owne
 		},
 	}
 	rp.ServeHTTP(w, r)
-	if failed == nil {
+	switch {
+	case failed == nil:
 		c.o.Metrics.UploadForward("forwarded")
+		return nil
+	case errors.Is(failed, context.Canceled):
+		return failed // the client went away
 	}
-	if failed != nil {
-		if errors.Is(failed, context.Canceled) {
-			return failed
-		}
-		c.log.Warn("forwarding an upload to the replica holding it failed", "replica", owner, "addr", addr, "err", failed)
-		c.o.Metrics.UploadForward("unreachable")
-		return oci.Errorf(oci.CodeUnavailable, "the replica holding this upload session (%s at %s) did not answer: %v; retry, or start the push again", owner, addr, failed)
-	}
-	return nil
+	c.log.Warn("forwarding an upload to the replica holding it failed", "replica", owner, "addr", addr, "err", failed)
+	c.o.Metrics.UploadForward("unreachable")
+	return oci.Errorf(oci.CodeUnavailable, "the replica holding this upload session (%s at %s) did not answer: %v; retry, or start the push again", owner, addr, failed)
 }
 
 // TokenSigningKey is the key every replica signs users' bearer tokens

@@ -168,8 +168,9 @@ func (h *Handler) uploadHere(w http.ResponseWriter, r *http.Request, rt Route, t
 		return err
 	}
 	if internal || h.o.ForwardUpload == nil || there.Owner == "" {
-		// Forwarded once already, or from a replica that does not know
-		// sessions are held elsewhere: its bytes are not to be found.
+		// Forwarded once already, no way to forward (not in cluster
+		// mode), or a session recorded before sessions named their
+		// replica: its bytes cannot be reached from here.
 		return oci.Errorf(oci.CodeBlobUploadUnknown, "upload %q of %s is held by another replica (%s) and cannot be reached from here; start the push again", rt.Ref, rt.Name, there.Owner)
 	}
 	return h.o.ForwardUpload(w, r, there.Owner)
