@@ -167,3 +167,60 @@ func acceptKey(accept []string) string {
 
 // manifestFlights are p's flights under way.
 func (p *Proxy) manifestFlights() *flights { return &p.flights }
+
+// calls are the other upstream questions under way (a blob's HEAD, a page
+// of a tag list), each shared like a manifest flight by every request
+// asking it meanwhile: one upstream exchange, on its own context, whose
+// answer (or error) reaches every waiter.
+type calls struct {
+	mu sync.Mutex
+	m  map[string]*call
+	// joinHook, when set (by tests), is called under mu each time a
+	// request joins a call, with the call's key and its waiter count.
+	joinHook func(key string, joined int)
+}
+
+type call struct {
+	joined int // under calls.mu
+	done   chan struct{}
+	val    any
+	err    error // the upstream's, unmapped: each waiter maps it
+}
+
+// share asks fn once for every concurrent request with key and returns
+// its answer; joined says this request found the call under way. A
+// request leaves when its own ctx ends; the call goes on for the others.
+func (p *Proxy) share(ctx context.Context, key string, fn func(ctx context.Context) (any, error)) (val any, joined bool, err error) {
+	g := &p.calls
+	g.mu.Lock()
+	c, joined := g.m[key]
+	if !joined {
+		c = &call{done: make(chan struct{})}
+		if g.m == nil {
+			g.m = map[string]*call{}
+		}
+		g.m[key] = c
+		fctx, cancel := p.flightContext(ctx)
+		go func() {
+			defer cancel()
+			v, err := fn(fctx)
+			g.mu.Lock()
+			delete(g.m, key)
+			c.val, c.err = v, err
+			g.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	c.joined++
+	if g.joinHook != nil {
+		g.joinHook(key, c.joined)
+	}
+	g.mu.Unlock()
+	if joined {
+		p.o.Metrics.CoalescedFetch(p.o.Name)
+	}
+	if err := wait(ctx, c.done); err != nil {
+		return nil, joined, err
+	}
+	return c.val, joined, c.err
+}

@@ -457,8 +457,9 @@ func acceptable(mt string, accept []string) bool {
 
 // --- tags ---
 
-// Tags lists a proxied repository's tags: passed through to the upstream,
-// cached for the tag TTL, and served stale when the upstream fails.
+// Tags lists a proxied repository's tags: passed through to the upstream
+// (once for the requests asking meanwhile), cached for the tag TTL, and
+// served stale when the upstream fails.
 func (p *Proxy) Tags(ctx context.Context, repo string, n int, last string) ([]string, string, Source, error) {
 	key := repo + "\x00" + strconv.Itoa(n) + "\x00" + last
 	p.tagsMu.Lock()
@@ -467,7 +468,12 @@ func (p *Proxy) Tags(ctx context.Context, repo string, n int, last string) ([]st
 	if ok && p.o.Now().Sub(page.fetched) < p.o.TagTTL {
 		return page.tags, page.next, SourceHit, nil
 	}
-	tags, next, err := p.o.Upstream.Tags(ctx, repo, n, last)
+	v, _, err := p.share(ctx, "tags\x00"+p.canonical(repo)+"\x00"+key, func(ctx context.Context) (any, error) {
+		tags, next, err := p.o.Upstream.Tags(ctx, repo, n, last)
+		return tagPage{tags: tags, next: next}, err
+	})
+	fresh, _ := v.(tagPage)
+	tags, next := fresh.tags, fresh.next
 	if err != nil {
 		if ok && staleable(err) {
 			p.log.Warn("upstream failed; serving cached tag list stale", "repo", repo, "err", err)

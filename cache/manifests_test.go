@@ -35,6 +35,8 @@ type manifestOrigin struct {
 	*httptest.Server
 	heads, gets atomic.Int64
 	arrived     chan string // the method of each manifest request, on arrival
+	// blobHeads and tagLists count the other gated requests.
+	blobHeads, tagLists atomic.Int64
 
 	mu   sync.Mutex
 	gate chan struct{} // non-nil: manifest requests wait for it to close
@@ -45,16 +47,22 @@ func newManifestOrigin(t *testing.T) *manifestOrigin {
 	o := &manifestOrigin{arrived: make(chan string, 1000)}
 	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.Contains(r.URL.Path, "/manifests/") || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		switch {
+		case strings.Contains(r.URL.Path, "/manifests/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			if r.Method == http.MethodHead {
+				o.heads.Add(1)
+			} else {
+				o.gets.Add(1)
+			}
+			o.arrived <- r.Method
+		case strings.Contains(r.URL.Path, "/blobs/sha256:") && r.Method == http.MethodHead:
+			o.blobHeads.Add(1)
+		case strings.HasSuffix(r.URL.Path, "/tags/list") && r.Method == http.MethodGet:
+			o.tagLists.Add(1)
+		default:
 			reg.ServeHTTP(w, r)
 			return
 		}
-		if r.Method == http.MethodHead {
-			o.heads.Add(1)
-		} else {
-			o.gets.Add(1)
-		}
-		o.arrived <- r.Method
 		o.mu.Lock()
 		gate, fail := o.gate, o.fail
 		o.mu.Unlock()
@@ -86,6 +94,8 @@ func (o *manifestOrigin) hold(t *testing.T) (release func()) {
 	o.mu.Unlock()
 	o.heads.Store(0)
 	o.gets.Store(0)
+	o.blobHeads.Store(0)
+	o.tagLists.Store(0)
 	for len(o.arrived) > 0 {
 		<-o.arrived
 	}

@@ -73,8 +73,10 @@ type Proxy struct {
 	mu     sync.Mutex
 	fills  map[oci.Digest]*fill
 	chunks chunkBudget // the fills' memory, shared
-	// flights are the manifest and tag exchanges with the upstream under way.
+	// flights are the manifest and tag exchanges with the upstream under
+	// way; calls the other questions (blob HEADs, tag lists).
 	flights flights
+	calls   calls
 
 	// fills run on ctx, not on any request's context; Close cancels it
 	// and waits for them.
@@ -178,7 +180,8 @@ func (b *Blob) Close() error {
 	return nil
 }
 
-// StatBlob answers a HEAD: from the cache, or with a HEAD upstream.
+// StatBlob answers a HEAD: from the cache, or with a HEAD upstream shared
+// by every request for that blob meanwhile.
 func (p *Proxy) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64, Source, error) {
 	canon := p.canonical(repo)
 	if size, linked, err := p.cached(canon, d); err != nil {
@@ -186,11 +189,13 @@ func (p *Proxy) StatBlob(ctx context.Context, repo string, d oci.Digest) (int64,
 	} else if linked {
 		return size, SourceHit, nil
 	}
-	size, err := p.o.Upstream.HeadBlob(ctx, repo, string(d))
+	v, _, err := p.share(ctx, "head\x00"+canon+"\x00"+string(d), func(ctx context.Context) (any, error) {
+		return p.o.Upstream.HeadBlob(ctx, repo, string(d))
+	})
 	if err != nil {
 		return 0, "", p.upstreamError(err, "blob", d.String())
 	}
-	return size, SourceMiss, nil
+	return v.(int64), SourceMiss, nil
 }
 
 // cached reports whether d is on disk and linked to canon.
