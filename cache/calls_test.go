@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -16,17 +15,7 @@ import (
 // callJoined returns a channel closed once a call whose key starts with
 // kind has n waiters.
 func callJoined(p *Proxy, kind string, n int) <-chan struct{} {
-	ch := make(chan struct{})
-	var once sync.Once
-	g := &p.calls
-	g.mu.Lock()
-	g.joinHook = func(key string, k int) {
-		if strings.HasPrefix(key, kind+"\x00") && k == n {
-			once.Do(func() { close(ch) })
-		}
-	}
-	g.mu.Unlock()
-	return ch
+	return joinedBy(&p.calls.mu, &p.calls.joinHook, kind, n)
 }
 
 // layerOf is the first layer of the image manifest raw.

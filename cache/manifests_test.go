@@ -178,16 +178,22 @@ func newFlightProxy(t *testing.T, o *manifestOrigin) (*Proxy, *testclock.Clock, 
 // flightJoined returns a channel closed once a flight whose key starts with
 // kind has n waiters.
 func flightJoined(p *Proxy, kind string, n int) <-chan struct{} {
+	g := p.manifestFlights()
+	return joinedBy(&g.mu, &g.joinHook, kind, n)
+}
+
+// joinedBy sets the join hook (under mu) of flights or calls to close the
+// returned channel once one whose key starts with kind has n waiters.
+func joinedBy(mu *sync.Mutex, hook *func(key string, joined int), kind string, n int) <-chan struct{} {
 	ch := make(chan struct{})
 	var once sync.Once
-	g := p.manifestFlights()
-	g.mu.Lock()
-	g.joinHook = func(key string, k int) {
+	mu.Lock()
+	*hook = func(key string, k int) {
 		if strings.HasPrefix(key, kind+"\x00") && k == n {
 			once.Do(func() { close(ch) })
 		}
 	}
-	g.mu.Unlock()
+	mu.Unlock()
 	return ch
 }
 
