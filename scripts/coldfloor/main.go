@@ -1,0 +1,350 @@
+// Command coldfloor measures how far a cold pull through a verifying
+// mirror can come to a direct pull on this machine, and where wharf is.
+//
+//	make build && go run ./scripts/coldfloor [-mib 512] [-rounds 3]
+//
+// It starts a Distribution registry (docker-registry) as the origin with
+// one random blob, and in front of it a relay that copies every byte, as
+// ../shared/bench does. Each round then GETs the blob, hashing it as the
+// bench's client does:
+//
+//   - direct: through the relay;
+//   - ideal:  through the least a mirror that never releases unverified
+//     bytes can do: this program, streaming the upstream body to the
+//     client, hashing it on a goroutine of its own and holding the last
+//     byte back until the digest matched. No disk, no index, no cache;
+//   - wharf:  through a wharf started empty (bin/wharf, or -wharf).
+//
+// For each it prints the wall time, the ratio to direct, the CPU-seconds
+// the whole machine spent (/proc/stat) and how busy that kept both cores,
+// and the mirror's own CPU-seconds. When the direct pull alone keeps the
+// cores busy, a mirror's ratio cannot go below (direct's machine CPU +
+// the mirror's own CPU) ÷ cores ÷ direct's wall time, whatever its design.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) == 3 && os.Args[1] == "ideal" {
+		ideal(os.Args[2])
+		return
+	}
+	mib := flag.Int("mib", 512, "blob size in MiB")
+	rounds := flag.Int("rounds", 3, "rounds (each starts the mirrors empty)")
+	wharf := flag.String("wharf", "bin/wharf", "the wharf binary")
+	flag.Parse()
+	log.SetFlags(0)
+	if _, err := exec.LookPath("docker-registry"); err != nil {
+		log.Fatal("coldfloor needs docker-registry (apt-get install docker-registry)")
+	}
+	dir, err := os.MkdirTemp("", "coldfloor-")
+	check(err)
+	defer os.RemoveAll(dir)
+
+	origin := startOrigin(dir)
+	defer origin.Process.Kill()
+	originURL := "http://" + listenAddr(origin.Process.Pid)
+	digest := pushBlob(originURL, int64(*mib)<<20)
+	relayURL := startRelay(originURL)
+	path := "/v2/bench/cold/blobs/" + digest
+
+	self, err := os.Executable()
+	check(err)
+	sha := "no"
+	if b, _ := os.ReadFile("/proc/cpuinfo"); bytes.Contains(b, []byte(" sha_ni")) {
+		sha = "sha_ni"
+	}
+	fmt.Printf("blob %d MiB, %d cores, %s; ratio = time ÷ direct; busy = machine CPU ÷ (cores × time)\n", *mib, runtime.NumCPU(), sha)
+	fmt.Printf("%-5s %-7s %8s %7s %13s %6s %12s\n", "round", "target", "time_s", "ratio", "machine_cpu_s", "busy", "own_cpu_s")
+	pull(relayURL+path, digest) // the origin's page cache warm for every round
+	for r := 1; r <= *rounds; r++ {
+		d := pull(relayURL+path, digest)
+		row(r, "direct", d, d, 0)
+		for _, m := range []struct{ name, bin string }{{"ideal", self}, {"wharf", *wharf}} {
+			mdir := filepath.Join(dir, fmt.Sprintf("%s%d", m.name, r))
+			check(os.MkdirAll(mdir, 0o755))
+			cmd, addr, cached := startMirror(m.name, m.bin, mdir, relayURL)
+			c0 := procCPU(cmd.Process.Pid)
+			p := pull("http://"+addr+path, digest)
+			own := procCPU(cmd.Process.Pid) - c0
+			if m.name == "wharf" {
+				<-cached // its fsync and commit done: the next round starts on a quiet disk
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			row(r, m.name, p, d, own)
+		}
+	}
+}
+
+type result struct {
+	wall    time.Duration
+	machine float64 // CPU-seconds of the whole machine during the pull
+}
+
+func row(r int, name string, p, direct result, own float64) {
+	ownS := "-"
+	if name != "direct" {
+		ownS = fmt.Sprintf("%.2f", own)
+	}
+	fmt.Printf("%-5d %-7s %8.3f %6.2fx %13.2f %5.0f%% %12s\n", r, name, p.wall.Seconds(), p.wall.Seconds()/direct.wall.Seconds(),
+		p.machine, 100*p.machine/float64(runtime.NumCPU())/p.wall.Seconds(), ownS)
+}
+
+// pull GETs u and checks the body against want, hashing it as it comes.
+func pull(u, want string) result {
+	b0 := machineCPU()
+	start := time.Now()
+	resp, err := http.Get(u)
+	check(err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		log.Fatalf("GET %s: %s", u, resp.Status)
+	}
+	h := sha256.New()
+	_, err = io.CopyBuffer(h, resp.Body, make([]byte, 256<<10))
+	check(err)
+	wall := time.Since(start)
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != want {
+		log.Fatalf("GET %s: got %s, want %s", u, got, want)
+	}
+	return result{wall, machineCPU() - b0}
+}
+
+// machineCPU is the CPU-seconds all cores spent busy since boot.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	check(err)
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])[1:]
+	var busy float64
+	for i, x := range f {
+		n, _ := strconv.ParseFloat(x, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy / 100 // USER_HZ
+}
+
+// procCPU is the user+system CPU-seconds of a process.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+func startOrigin(dir string) *exec.Cmd {
+	cfg := filepath.Join(dir, "origin.yml")
+	check(os.WriteFile(cfg, fmt.Appendf(nil, "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"+
+		"storage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: \"127.0.0.1:0\"}\n", filepath.Join(dir, "origin")), 0o644))
+	cmd := exec.Command("docker-registry", "serve", cfg)
+	check(cmd.Start())
+	return cmd
+}
+
+// listenAddr waits for pid to listen on a TCP port and returns it, read
+// from the process's sockets in /proc (docker-registry does not print it).
+func listenAddr(pid int) string {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		inodes := map[string]bool{}
+		for _, fd := range fds {
+			l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			if ino, ok := strings.CutPrefix(l, "socket:["); ok {
+				inodes[strings.TrimSuffix(ino, "]")] = true
+			}
+		}
+		for _, tab := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			b, _ := os.ReadFile(tab)
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				f := strings.Fields(line)
+				if len(f) > 9 && f[3] == "0A" && inodes[f[9]] {
+					port, _ := strconv.ParseInt(f[1][strings.LastIndex(f[1], ":")+1:], 16, 32)
+					return fmt.Sprintf("127.0.0.1:%d", port)
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // a process we do not control: nothing to wait on but its sockets
+	}
+	log.Fatalf("pid %d never listened", pid)
+	return ""
+}
+
+// pushBlob uploads size random bytes to the origin and returns their digest.
+func pushBlob(origin string, size int64) string {
+	data := make([]byte, size)
+	rand.Read(data)
+	sum := sha256.Sum256(data)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	resp, err := http.Post(origin+"/v2/bench/cold/blobs/uploads/", "", nil)
+	check(err)
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	check(err)
+	base, _ := url.Parse(origin)
+	loc = base.ResolveReference(loc)
+	q := loc.Query()
+	q.Set("digest", digest)
+	loc.RawQuery = q.Encode()
+	req, _ := http.NewRequest(http.MethodPut, loc.String(), bytes.NewReader(data))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	check(err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		log.Fatalf("push to the origin: %s", resp.Status)
+	}
+	return digest
+}
+
+type bufPool struct{}
+
+func (bufPool) Get() []byte  { return make([]byte, 256<<10) }
+func (bufPool) Put(x []byte) {}
+
+// startRelay copies every byte between the clients and the origin, as the
+// bench's counting relay does.
+func startRelay(origin string) string {
+	u, _ := url.Parse(origin)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.BufferPool = bufPool{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	go http.Serve(ln, rp)
+	return "http://" + ln.Addr().String()
+}
+
+// startMirror starts wharf (or this program as the ideal mirror) with the
+// relay as its upstream and returns it with the address it reports and a
+// channel closed once it logs a cached blob.
+func startMirror(name, bin, dir, upstream string) (*exec.Cmd, string, chan struct{}) {
+	var cmd *exec.Cmd
+	if name == "ideal" {
+		cmd = exec.Command(bin, "ideal", upstream)
+	} else {
+		cfg := filepath.Join(dir, "wharf.yml")
+		check(os.WriteFile(cfg, fmt.Appendf(nil, "listen: 127.0.0.1:0\ndata_dir: %s\nlog: {access_log: false}\n"+
+			"proxies: [{name: origin, upstream: %q, default: true}]\n", filepath.Join(dir, "data"), upstream), 0o644))
+		cmd = exec.Command(bin, "serve", "--config", cfg)
+	}
+	out, err := cmd.StdoutPipe()
+	check(err)
+	cmd.Stderr = cmd.Stdout
+	check(cmd.Start())
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if _, a, ok := strings.Cut(sc.Text(), "addr="); ok {
+			cached := make(chan struct{})
+			go func() {
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), `msg="cached blob"`) {
+						close(cached)
+						break
+					}
+				}
+				io.Copy(io.Discard, out)
+			}()
+			return cmd, strings.Fields(a)[0], cached
+		}
+	}
+	log.Fatalf("%s exited before it listened", name)
+	return nil, "", nil
+}
+
+// ideal serves GET /v2/.../blobs/DIGEST from upstream: the body streams to
+// the client as it arrives, a goroutine hashes it, and the last byte waits
+// for the digest to match.
+func ideal(upstream string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	fmt.Printf("addr=%s\n", ln.Addr())
+	log.Fatal(http.Serve(ln, idealHandler(upstream)))
+}
+
+// idealHandler is the ideal mirror's handler (see ideal).
+func idealHandler(upstream string) http.Handler {
+	tr := &http.Transport{DisableCompression: true}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, upstream+r.URL.Path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		want := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+		const bufs = 16
+		free, toHash, sum := make(chan []byte, bufs), make(chan []byte, bufs), make(chan string)
+		for range bufs {
+			free <- make([]byte, 1<<20)
+		}
+		go func() {
+			h := sha256.New()
+			for p := range toHash {
+				h.Write(p)
+				free <- p[:cap(p)]
+			}
+			sum <- "sha256:" + hex.EncodeToString(h.Sum(nil))
+		}()
+		var held byte
+		have := false
+		for {
+			buf := <-free
+			n, err := io.ReadFull(resp.Body, buf)
+			if n > 0 {
+				if have {
+					w.Write([]byte{held})
+				}
+				w.Write(buf[:n-1])
+				held, have = buf[n-1], true
+				toHash <- buf[:n]
+			} else {
+				free <- buf
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					have = false
+				}
+				break
+			}
+		}
+		close(toHash)
+		if <-sum == want && have {
+			w.Write([]byte{held})
+		}
+	})
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
