@@ -27,7 +27,7 @@ var layers = [][]string{
 	{"server", "setup"},
 	{"gui/model", "gui/settings", "internal/adminclient"},
 	{"gui"},
-	{"cmd/wharf", "cmd/wharf-desktop", "packaging/image", "packaging/kubernetes", "packaging/systemd"},
+	{"cmd/wharf", "cmd/wharf-desktop", "packaging/image", "packaging/kubernetes", "packaging/systemd", "scripts/coldfloor"},
 }
 
 // fyneAllowed are the packages that may import Fyne (fyne.io/...): the
