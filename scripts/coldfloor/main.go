@@ -1,5 +1,6 @@
 // Command coldfloor measures how far a cold pull through a verifying
-// mirror can come to a direct pull on this machine, and where wharf is.
+// mirror can come to a direct pull on this machine, and where wharf and
+// Distribution's proxy are, with the CPU-seconds each spends per GiB.
 //
 //	make build && go run ./scripts/coldfloor [-mib 512] [-rounds 3]
 //
@@ -13,11 +14,14 @@
 //     bytes can do: this program, streaming the upstream body to the
 //     client, hashing it on a goroutine of its own and holding the last
 //     byte back until the digest matched. No disk, no index, no cache;
+//   - distribution: through docker-registry in proxy mode, started empty;
 //   - wharf:  through a wharf started empty (bin/wharf, or -wharf).
 //
 // For each it prints the wall time, the ratio to direct, the CPU-seconds
-// the whole machine spent (/proc/stat) and how busy that kept both cores,
-// and the mirror's own CPU-seconds. When the direct pull alone keeps the
+// the whole machine spent during the pull (/proc/stat) and how busy that
+// kept the cores, and the mirror's own CPU-seconds per GiB, counted until
+// it has stored the blob (Distribution fetches it a second time for that,
+// after the client's response). When the direct pull alone keeps the
 // cores busy, a mirror's ratio cannot go below (direct's machine CPU +
 // the mirror's own CPU) ÷ cores ÷ direct's wall time, whatever its design.
 package main
@@ -77,25 +81,41 @@ func main() {
 		sha = "sha_ni"
 	}
 	fmt.Printf("blob %d MiB, %d cores, %s; ratio = time ÷ direct; busy = machine CPU ÷ (cores × time)\n", *mib, runtime.NumCPU(), sha)
-	fmt.Printf("%-5s %-7s %8s %7s %13s %6s %12s\n", "round", "target", "time_s", "ratio", "machine_cpu_s", "busy", "own_cpu_s")
+	fmt.Printf("%-5s %-12s %8s %7s %13s %6s %14s\n", "round", "target", "time_s", "ratio", "machine_cpu_s", "busy", "own_cpu_s/GiB")
 	pull(relayURL+path, digest) // the origin's page cache warm for every round
 	for r := 1; r <= *rounds; r++ {
 		d := pull(relayURL+path, digest)
 		row(r, "direct", d, d, 0)
-		for _, m := range []struct{ name, bin string }{{"ideal", self}, {"wharf", *wharf}} {
+		for _, m := range []struct{ name, bin string }{{"ideal", self}, {"distribution", "docker-registry"}, {"wharf", *wharf}} {
 			mdir := filepath.Join(dir, fmt.Sprintf("%s%d", m.name, r))
 			check(os.MkdirAll(mdir, 0o755))
 			cmd, addr, cached := startMirror(m.name, m.bin, mdir, relayURL)
 			c0 := procCPU(cmd.Process.Pid)
 			p := pull("http://"+addr+path, digest)
-			own := procCPU(cmd.Process.Pid) - c0
-			if m.name == "wharf" {
+			switch m.name {
+			case "wharf":
 				<-cached // its fsync and commit done: the next round starts on a quiet disk
+			case "distribution":
+				settle(cmd.Process.Pid) // its second fetch, to store the blob
 			}
+			own := (procCPU(cmd.Process.Pid) - c0) * 1024 / float64(*mib)
 			cmd.Process.Kill()
 			cmd.Wait()
 			row(r, m.name, p, d, own)
 		}
+	}
+}
+
+// settle waits until process pid has stopped using CPU: nothing else
+// tells when Distribution's proxy has finished storing a blob.
+func settle(pid int) {
+	for prev := procCPU(pid); ; {
+		time.Sleep(300 * time.Millisecond)
+		now := procCPU(pid)
+		if now == prev {
+			return
+		}
+		prev = now
 	}
 }
 
@@ -109,7 +129,7 @@ func row(r int, name string, p, direct result, own float64) {
 	if name != "direct" {
 		ownS = fmt.Sprintf("%.2f", own)
 	}
-	fmt.Printf("%-5d %-7s %8.3f %6.2fx %13.2f %5.0f%% %12s\n", r, name, p.wall.Seconds(), p.wall.Seconds()/direct.wall.Seconds(),
+	fmt.Printf("%-5d %-12s %8.3f %6.2fx %13.2f %5.0f%% %14s\n", r, name, p.wall.Seconds(), p.wall.Seconds()/direct.wall.Seconds(),
 		p.machine, 100*p.machine/float64(runtime.NumCPU())/p.wall.Seconds(), ownS)
 }
 
@@ -160,12 +180,23 @@ func procCPU(pid int) float64 {
 }
 
 func startOrigin(dir string) *exec.Cmd {
-	cfg := filepath.Join(dir, "origin.yml")
-	check(os.WriteFile(cfg, fmt.Appendf(nil, "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"+
-		"storage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: \"127.0.0.1:0\"}\n", filepath.Join(dir, "origin")), 0o644))
-	cmd := exec.Command("docker-registry", "serve", cfg)
+	cmd := distribution(dir, "")
 	check(cmd.Start())
 	return cmd
+}
+
+// distribution is a docker-registry command storing under dir, a proxy
+// of remote unless that is empty.
+func distribution(dir, remote string) *exec.Cmd {
+	cfg := filepath.Join(dir, "registry.yml")
+	proxy := ""
+	if remote != "" {
+		proxy = fmt.Sprintf("proxy: {remoteurl: %q}\n", remote)
+	}
+	check(os.WriteFile(cfg, fmt.Appendf(nil, "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"+
+		"storage: {filesystem: {rootdirectory: %s}, maintenance: {uploadpurging: {enabled: false}}}\n"+
+		"http: {addr: \"127.0.0.1:0\"}\n%s", filepath.Join(dir, "data"), proxy), 0o644))
+	return exec.Command("docker-registry", "serve", cfg)
 }
 
 // listenAddr waits for pid to listen on a TCP port and returns it, read
@@ -241,14 +272,20 @@ func startRelay(origin string) string {
 	return "http://" + ln.Addr().String()
 }
 
-// startMirror starts wharf (or this program as the ideal mirror) with the
-// relay as its upstream and returns it with the address it reports and a
-// channel closed once it logs a cached blob.
+// startMirror starts wharf, Distribution's proxy or this program as the
+// ideal mirror with the relay as its upstream, and returns it with its
+// address and a channel closed once wharf logs a cached blob.
 func startMirror(name, bin, dir, upstream string) (*exec.Cmd, string, chan struct{}) {
 	var cmd *exec.Cmd
-	if name == "ideal" {
+	switch name {
+	case "distribution":
+		cmd = distribution(dir, upstream)
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		check(cmd.Start())
+		return cmd, listenAddr(cmd.Process.Pid), nil
+	case "ideal":
 		cmd = exec.Command(bin, "ideal", upstream)
-	} else {
+	default:
 		cfg := filepath.Join(dir, "wharf.yml")
 		check(os.WriteFile(cfg, fmt.Appendf(nil, "listen: 127.0.0.1:0\ndata_dir: %s\nlog: {access_log: false}\n"+
 			"proxies: [{name: origin, upstream: %q, default: true}]\n", filepath.Join(dir, "data"), upstream), 0o644))
