@@ -13,7 +13,7 @@ const module = "github.com/wharf-registry/wharf"
 // A new package must be added here, which forces a decision about where
 // it sits.
 var layers = [][]string{
-	{"oci", "internal/atomicfile", "internal/sdnotify"},
+	{"oci", "internal/atomicfile", "internal/sdnotify", "internal/procnet"},
 	{"config", "metrics"},
 	{"storage"},
 	{"storage/s3"},

@@ -3,45 +3,9 @@
 package harness
 
 import (
-	"net"
-	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 )
-
-// ListenAddrs finds the sockets a process listens on, and only those.
-func TestListenAddrs(t *testing.T) {
-	a, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	defer b.Close()
-	// A connected socket is not a listener.
-	c, err := net.Dial("tcp", a.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	got, err := ListenAddrs(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{a.Addr().String(), b.Addr().String()}
-	if !slices.Equal(got, want) {
-		t.Fatalf("ListenAddrs = %v, want %v", got, want)
-	}
-
-	p := StartProcess(t, "sleep", t.TempDir(), nil, Tool(t, "sleep"), "60")
-	if got, err := ListenAddrs(p.Pid()); err != nil || len(got) != 0 {
-		t.Fatalf("sleep listens on %v (%v)", got, err)
-	}
-}
 
 // servingAddrs reads the addresses from wharf's "wharf is serving" line
 // (and the metrics one before it) in either log format, ignoring what an

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command coldfloor measures how far a cold pull through a verifying
 // mirror can come to a direct pull on this machine, and where wharf and
 // Distribution's proxy are, with the CPU-seconds each spends per GiB.
@@ -48,6 +50,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wharf-registry/wharf/internal/procnet"
 )
 
 func main() {
@@ -199,28 +203,14 @@ func distribution(dir, remote string) *exec.Cmd {
 	return exec.Command("docker-registry", "serve", cfg)
 }
 
-// listenAddr waits for pid to listen on a TCP port and returns it, read
-// from the process's sockets in /proc (docker-registry does not print it).
+// listenAddr waits for pid to listen on a TCP port and returns it, asked
+// of the kernel (docker-registry does not print it).
 func listenAddr(pid int) string {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		inodes := map[string]bool{}
-		for _, fd := range fds {
-			l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-			if ino, ok := strings.CutPrefix(l, "socket:["); ok {
-				inodes[strings.TrimSuffix(ino, "]")] = true
-			}
-		}
-		for _, tab := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-			b, _ := os.ReadFile(tab)
-			for _, line := range strings.Split(string(b), "\n")[1:] {
-				f := strings.Fields(line)
-				if len(f) > 9 && f[3] == "0A" && inodes[f[9]] {
-					port, _ := strconv.ParseInt(f[1][strings.LastIndex(f[1], ":")+1:], 16, 32)
-					return fmt.Sprintf("127.0.0.1:%d", port)
-				}
-			}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		addrs, err := procnet.ListenAddrs(pid)
+		check(err)
+		if len(addrs) > 0 {
+			return addrs[0]
 		}
 		time.Sleep(20 * time.Millisecond) // a process we do not control: nothing to wait on but its sockets
 	}
